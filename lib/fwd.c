@@ -1,0 +1,653 @@
+/*
+ * kamailio-ice: the forwarder loop (see fwd.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fwd.h"
+#include "log.h"
+#include "rtp.h"
+
+#define BATCH 32
+#define PKT_MAX 2048
+#define TICK_MS 200
+#define RELATCH_OK 1
+
+/* forwarder-private state of one session */
+struct fsess
+{
+	struct fsess *next; /* id hash chain */
+	struct kice_session *s;
+	uint32_t id;
+	struct kice_session snap; /* worker-written fields, copied on UPDATE */
+	unsigned nports;
+	uint16_t ports[2 * KICE_MAX_STREAMS]; /* RTP ports of its pairs */
+};
+
+/* one per local port */
+struct route
+{
+	int fd;
+	struct fsess *fs;
+	uint8_t side, stream, comp;
+};
+
+struct fwd
+{
+	const struct kice_fwd_cfg *cfg;
+	struct kice_table *t;
+	int ep;
+	struct route *routes; /* indexed by port - ports->min */
+	uint32_t nroutes;
+	struct fsess *hash[1024];
+	uint64_t now;
+	bool kicked;
+	struct mmsghdr msgs[BATCH];
+	struct iovec iov[BATCH];
+	struct sockaddr_storage src[BATCH];
+	uint8_t buf[BATCH][PKT_MAX];
+};
+
+#define CTL_TAG 0xffffffffu
+
+int kice_fwd_channel(int sv[2])
+{
+	int sz = 4 * 1024 * 1024;
+
+	if(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	fcntl(sv[1], F_SETFL, fcntl(sv[1], F_GETFL) | O_NONBLOCK);
+	return 0;
+}
+
+static int send_msg(int fd, const struct kice_fwd_msg *m, const int *fds,
+		int nfds)
+{
+	struct msghdr mh;
+	struct iovec iov;
+	union
+	{
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct cmsghdr *c;
+	int i;
+
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = (void *)m;
+	iov.iov_len = sizeof(*m);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if(nfds > 0) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	/* a full queue means the forwarder is stuck: retry briefly, then fail */
+	for(i = 0; i < 50; i++) {
+		if(sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+			return 0;
+		if(errno != EAGAIN && errno != EINTR)
+			return -errno;
+		usleep(1000);
+	}
+	return -EAGAIN;
+}
+
+int kice_fwd_notify(const int *ctl_fds, struct kice_session *s, int type)
+{
+	struct kice_fwd_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = (uint32_t)type;
+	m.id = s->id;
+	m.s = s;
+	return send_msg(ctl_fds[s->fwd], &m, NULL, 0);
+}
+
+void kice_fwd_kick(const int *ctl_fds, unsigned fwd)
+{
+	struct kice_fwd_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = KICE_FWD_KICK;
+	send_msg(ctl_fds[fwd], &m, NULL, 0);
+}
+
+static int bind_one(const struct kice_addr *ip, uint16_t port, int tos)
+{
+	struct kice_addr a = *ip;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1;
+
+	a.port = port;
+	sl = kice_addr_to_sa(&a, &ss);
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if(fd < 0)
+		return -errno;
+	if(a.af == 6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if(tos > 0) {
+		if(a.af == 4)
+			setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+		else
+			setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+	}
+	if(bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int kice_fwd_add_ports(struct kice_table *t, const int *ctl_fds,
+		struct kice_session *s, int side, int stream,
+		const struct kice_addr *ip, int tos)
+{
+	struct kice_fwd_msg m;
+	uint16_t port;
+	int fds[2], tries, rc;
+
+	if(side < 0 || side > 1 || stream < 0 || stream >= KICE_MAX_STREAMS)
+		return -EINVAL;
+	if(s->side[side].port[stream])
+		return 0;
+	/* a pair some other program holds is skipped; give up after a few */
+	for(tries = 0; tries < 16; tries++) {
+		rc = kice_ports_alloc_pair(t->ports, &port);
+		if(rc < 0)
+			return rc;
+		fds[0] = bind_one(ip, port, tos);
+		fds[1] = fds[0] >= 0 ? bind_one(ip, (uint16_t)(port + 1), tos) : -1;
+		if(fds[0] >= 0 && fds[1] >= 0)
+			break;
+		KICE_WARN("port pair %u/%u not bindable, trying another", port,
+				port + 1);
+		if(fds[0] >= 0)
+			close(fds[0]);
+		kice_ports_release_pair(t->ports, port);
+		fds[0] = -1;
+	}
+	if(fds[0] < 0)
+		return -EIO;
+	memset(&m, 0, sizeof(m));
+	m.type = KICE_FWD_BIND;
+	m.id = s->id;
+	m.s = s;
+	m.port = port;
+	m.side = (uint8_t)side;
+	m.stream = (uint8_t)stream;
+	rc = send_msg(ctl_fds[s->fwd], &m, fds, 2);
+	close(fds[0]);
+	close(fds[1]);
+	if(rc < 0) {
+		KICE_ERR("cannot hand ports %u/%u to forwarder %u: %s", port,
+				port + 1, s->fwd, strerror(-rc));
+		kice_ports_release_pair(t->ports, port);
+		return -EIO;
+	}
+	s->side[side].port[stream] = port;
+	return 0;
+}
+
+/* ---- forwarder side ---- */
+
+static struct fsess *fs_find(struct fwd *f, uint32_t id)
+{
+	struct fsess *fs;
+
+	for(fs = f->hash[id % 1024]; fs; fs = fs->next)
+		if(fs->id == id)
+			return fs;
+	return NULL;
+}
+
+static void fs_snapshot(struct fwd *f, struct fsess *fs)
+{
+	kice_bucket_lock(f->t, fs->s->hash);
+	memcpy(&fs->snap, fs->s, sizeof(fs->snap));
+	kice_bucket_unlock(f->t, fs->s->hash);
+}
+
+static struct fsess *fs_get(struct fwd *f, const struct kice_fwd_msg *m)
+{
+	struct fsess *fs = fs_find(f, m->id);
+
+	if(fs)
+		return fs;
+	fs = calloc(1, sizeof(*fs));
+	if(fs == NULL)
+		return NULL;
+	fs->s = m->s;
+	fs->id = m->id;
+	fs->next = f->hash[m->id % 1024];
+	f->hash[m->id % 1024] = fs;
+	return fs;
+}
+
+static struct route *route_of(struct fwd *f, uint16_t port)
+{
+	uint32_t k;
+
+	if(port < f->t->ports->min)
+		return NULL;
+	k = (uint32_t)(port - f->t->ports->min);
+	return k < f->nroutes ? &f->routes[k] : NULL;
+}
+
+static void route_close(struct fwd *f, uint16_t port)
+{
+	struct route *r = route_of(f, port);
+
+	if(r == NULL || r->fd < 0)
+		return;
+	epoll_ctl(f->ep, EPOLL_CTL_DEL, r->fd, NULL);
+	close(r->fd);
+	r->fd = -1;
+	r->fs = NULL;
+}
+
+static void on_bind(struct fwd *f, const struct kice_fwd_msg *m, int fds[2])
+{
+	struct fsess *fs;
+	struct route *r;
+	struct epoll_event ev;
+	int c;
+
+	fs = fs_get(f, m);
+	if(fs == NULL || fs->nports >= 2 * KICE_MAX_STREAMS
+			|| route_of(f, (uint16_t)(m->port + 1)) == NULL) {
+		KICE_ERR("forwarder: cannot take ports %u for session %u", m->port,
+				m->id);
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	fs->ports[fs->nports++] = m->port;
+	for(c = 0; c < 2; c++) {
+		r = route_of(f, (uint16_t)(m->port + c));
+		if(r->fd >= 0)
+			route_close(f, (uint16_t)(m->port + c));
+		r->fd = fds[c];
+		r->fs = fs;
+		r->side = m->side;
+		r->stream = m->stream;
+		r->comp = (uint8_t)c;
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)(m->port + c - f->t->ports->min);
+		if(epoll_ctl(f->ep, EPOLL_CTL_ADD, fds[c], &ev) < 0)
+			KICE_ERR("forwarder: epoll add port %u: %s", m->port + c,
+					strerror(errno));
+	}
+	fs_snapshot(f, fs);
+}
+
+static void drain_ctl(struct fwd *f)
+{
+	struct kice_fwd_msg m;
+	struct msghdr mh;
+	struct iovec iov;
+	union
+	{
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct cmsghdr *c;
+	int fds[2], nfds;
+	ssize_t n;
+	struct fsess *fs;
+
+	for(;;) {
+		memset(&mh, 0, sizeof(mh));
+		iov.iov_base = &m;
+		iov.iov_len = sizeof(m);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		n = recvmsg(f->cfg->ctl_fd, &mh, MSG_CMSG_CLOEXEC);
+		if(n < 0) {
+			if(errno == EINTR)
+				continue;
+			return;
+		}
+		nfds = 0;
+		for(c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if(c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+				nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+				if(nfds > 2) {
+					int all[4];
+					memcpy(all, CMSG_DATA(c), sizeof(int) * 4);
+					for(int i = 0; i < nfds && i < 4; i++)
+						close(all[i]);
+					nfds = -1;
+				} else if(nfds > 0)
+					memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)nfds);
+			}
+		if(n != (ssize_t)sizeof(m) || nfds < 0) {
+			KICE_ERR("forwarder: malformed control message (%zd bytes)", n);
+			for(int i = 0; i < nfds; i++)
+				close(fds[i]);
+			continue;
+		}
+		switch(m.type) {
+			case KICE_FWD_BIND:
+				if(nfds != 2) {
+					KICE_ERR("forwarder: BIND without its 2 sockets");
+					for(int i = 0; i < nfds; i++)
+						close(fds[i]);
+					break;
+				}
+				on_bind(f, &m, fds);
+				break;
+			case KICE_FWD_UPDATE:
+				fs = fs_find(f, m.id);
+				if(fs)
+					fs_snapshot(f, fs);
+				break;
+			case KICE_FWD_KICK:
+				f->kicked = true;
+				break;
+			default:
+				for(int i = 0; i < nfds; i++)
+					close(fds[i]);
+				break;
+		}
+	}
+}
+
+static void fs_free(struct fwd *f, struct fsess *fs)
+{
+	struct fsess **pp;
+	unsigned i;
+
+	for(i = 0; i < fs->nports; i++) {
+		route_close(f, fs->ports[i]);
+		route_close(f, (uint16_t)(fs->ports[i] + 1));
+		kice_ports_release_pair(f->t->ports, fs->ports[i]);
+	}
+	for(pp = &f->hash[fs->id % 1024]; *pp; pp = &(*pp)->next)
+		if(*pp == fs) {
+			*pp = fs->next;
+			break;
+		}
+	free(fs);
+}
+
+/* Free the sessions queued on the dead list: take the list first, then
+ * drain the control socket (every message about them was sent before they
+ * were queued), then close and free. */
+static void reap(struct fwd *f)
+{
+	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
+	struct kice_session *dead, *n;
+	struct fsess *fs;
+
+	pthread_mutex_lock(&sh->lock);
+	dead = sh->dead;
+	sh->dead = NULL;
+	pthread_mutex_unlock(&sh->lock);
+	if(dead == NULL)
+		return;
+	drain_ctl(f);
+	for(; dead; dead = n) {
+		n = dead->next_dead;
+		fs = fs_find(f, dead->id);
+		if(fs) /* NULL: it never bound a port, nothing of ours to close */
+			fs_free(f, fs);
+		KICE_DBG("forwarder: session %u freed", dead->id);
+		kice_session_free(f->t, dead);
+	}
+}
+
+static void expire(struct fwd *f)
+{
+	struct fsess *fs;
+	struct kice_session *s;
+	uint32_t i;
+	uint64_t idle, age;
+
+	for(i = 0; i < 1024; i++)
+		for(fs = f->hash[i]; fs; fs = fs->next) {
+			s = fs->s;
+			idle = f->now - __atomic_load_n(&s->last_media_ms,
+									__ATOMIC_RELAXED);
+			age = f->now - fs->snap.last_signal_ms;
+			if(fs->snap.state == KICE_SESS_DELETED)
+				continue;
+			if(!((f->cfg->media_timeout_s
+						 && idle > f->cfg->media_timeout_s * 1000ull
+						 && age > f->cfg->media_timeout_s * 1000ull)
+					   || (f->cfg->session_timeout_s
+							   && f->now - fs->snap.created_mono_ms
+										  > f->cfg->session_timeout_s
+													* 1000ull)))
+				continue;
+			kice_bucket_lock(f->t, s->hash);
+			if(s->state != KICE_SESS_DELETED) {
+				KICE_INFO("session %u (%.*s) timed out after %llu ms without "
+						  "media",
+						s->id, (int)s->callid_len, s->callid,
+						(unsigned long long)idle);
+				kice_session_unlink(f->t, s);
+			}
+			fs->snap.state = KICE_SESS_DELETED;
+			kice_bucket_unlock(f->t, s->hash);
+		}
+}
+
+/* the endpoint of side that sent from src (latching), or NULL */
+static struct kice_endpoint *sender_ep(struct fsess *fs, const struct route *r,
+		const struct kice_addr *src, int *idx)
+{
+	struct kice_session *s = fs->s;
+	const struct kice_endpoint *sn;
+	int i;
+
+	if(r->side == 0) {
+		*idx = -1;
+		return fs->snap.caller.used ? &s->caller : NULL;
+	}
+	/* forked early media: the callee whose latched or SDP address sent it */
+	for(i = 0; i < KICE_MAX_CALLEES; i++) {
+		sn = &fs->snap.callee[i];
+		if(!sn->used)
+			continue;
+		if(kice_addr_eq(&s->callee[i].st[r->stream].latched[r->comp], src)
+				|| kice_addr_eq(&sn->st[r->stream].sdp[r->comp], src)) {
+			*idx = i;
+			return &s->callee[i];
+		}
+	}
+	i = fs->snap.active_callee;
+	if(i < KICE_MAX_CALLEES && fs->snap.callee[i].used) {
+		*idx = i;
+		return &s->callee[i];
+	}
+	return NULL;
+}
+
+static void count(struct kice_counters *c, bool in, size_t len)
+{
+	if(in) {
+		c->pkts_in++;
+		c->bytes_in += len;
+	} else {
+		c->pkts_out++;
+		c->bytes_out += len;
+	}
+}
+
+static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
+		size_t len, const struct sockaddr *sa)
+{
+	struct fsess *fs = r->fs;
+	struct kice_session *s = fs->s;
+	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
+	const struct kice_endpoint *snd_snap, *dst_snap;
+	struct kice_endpoint *snd, *dst;
+	struct kice_addr src, *lat, to;
+	struct kice_ep_stream *st;
+	struct sockaddr_storage ss;
+	struct route *out;
+	enum kice_pkt_kind kind;
+	int idx, dside, dc, ai;
+	bool mux;
+	socklen_t sl;
+	uint16_t oport;
+
+	if(fs->snap.state == KICE_SESS_DELETED || !kice_addr_from_sa(&src, sa))
+		goto drop;
+	kind = kice_pkt_classify(pkt, len);
+	if(kind != KICE_PKT_RTP && kind != KICE_PKT_RTCP)
+		goto drop; /* STUN/DTLS: not handled by this relay mode */
+	snd = sender_ep(fs, r, &src, &idx);
+	if(snd == NULL)
+		goto drop;
+	snd_snap = r->side == 0 ? &fs->snap.caller : &fs->snap.callee[idx];
+	st = &snd->st[r->stream];
+	lat = &st->latched[r->comp];
+	/* symmetric latching: the first source is the endpoint's real address;
+	 * a new source is accepted only shortly after that endpoint's SDP */
+	if(lat->af == 0) {
+		*lat = src;
+	} else if(!kice_addr_eq(lat, &src)) {
+		if(f->now > snd_snap->relatch_until_ms)
+			goto drop;
+		*lat = src;
+	}
+	count(&st->cnt[r->comp], true, len);
+	__atomic_store_n(&s->last_media_ms, f->now, __ATOMIC_RELAXED);
+
+	dside = 1 - r->side;
+	if(dside == 0) {
+		dst = &s->caller;
+		dst_snap = &fs->snap.caller;
+	} else {
+		ai = fs->snap.active_callee;
+		if(ai >= KICE_MAX_CALLEES || !fs->snap.callee[ai].used)
+			goto drop;
+		dst = &s->callee[ai];
+		dst_snap = &fs->snap.callee[ai];
+	}
+	if(!dst_snap->used || !dst_snap->st[r->stream].present
+			|| dst_snap->st[r->stream].disabled)
+		goto drop;
+	mux = snd_snap->st[r->stream].rtcp_mux && dst_snap->st[r->stream].rtcp_mux;
+	dc = (kind == KICE_PKT_RTCP && !mux) ? 1 : 0;
+	to = dst->st[r->stream].latched[dc];
+	if(to.af == 0)
+		to = dst_snap->st[r->stream].sdp[dc];
+	if(to.af == 0 || to.port == 0 || kice_addr_is_any(&to))
+		goto drop;
+	oport = fs->snap.side[dside].port[r->stream];
+	out = oport ? route_of(f, (uint16_t)(oport + dc)) : NULL;
+	if(out == NULL || out->fd < 0)
+		goto drop;
+	sl = kice_addr_to_sa(&to, &ss);
+	if(sendto(out->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
+		goto drop;
+	count(&dst->st[r->stream].cnt[dc], false, len);
+	sh->pkts_relayed++;
+	sh->bytes_relayed += len;
+	return;
+drop:
+	sh->pkts_dropped++;
+}
+
+static void on_media(struct fwd *f, struct route *r)
+{
+	int n, i;
+
+	for(i = 0; i < BATCH; i++) {
+		f->iov[i].iov_base = f->buf[i];
+		f->iov[i].iov_len = PKT_MAX;
+		memset(&f->msgs[i].msg_hdr, 0, sizeof(f->msgs[i].msg_hdr));
+		f->msgs[i].msg_hdr.msg_iov = &f->iov[i];
+		f->msgs[i].msg_hdr.msg_iovlen = 1;
+		f->msgs[i].msg_hdr.msg_name = &f->src[i];
+		f->msgs[i].msg_hdr.msg_namelen = sizeof(f->src[i]);
+	}
+	n = recvmmsg(r->fd, f->msgs, BATCH, MSG_DONTWAIT, NULL);
+	for(i = 0; i < n; i++)
+		if(r->fd >= 0 && r->fs)
+			relay_one(f, r, f->buf[i], f->msgs[i].msg_len,
+					(struct sockaddr *)&f->src[i]);
+}
+
+int kice_fwd_run(const struct kice_fwd_cfg *cfg)
+{
+	struct fwd *f;
+	struct epoll_event evs[64], ev;
+	uint64_t last_tick = 0;
+	uint32_t i;
+	int n, k;
+
+	f = calloc(1, sizeof(*f));
+	if(f == NULL)
+		return -ENOMEM;
+	f->cfg = cfg;
+	f->t = cfg->t;
+	f->nroutes = (uint32_t)(f->t->ports->max - f->t->ports->min + 1);
+	f->routes = calloc(f->nroutes, sizeof(*f->routes));
+	f->ep = epoll_create1(EPOLL_CLOEXEC);
+	if(f->routes == NULL || f->ep < 0) {
+		free(f->routes);
+		free(f);
+		return -ENOMEM;
+	}
+	for(i = 0; i < f->nroutes; i++)
+		f->routes[i].fd = -1;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u32 = CTL_TAG;
+	epoll_ctl(f->ep, EPOLL_CTL_ADD, cfg->ctl_fd, &ev);
+	f->t->fwd[cfg->idx].pid = (int)getpid();
+
+	while(cfg->stop == NULL || *cfg->stop == 0) {
+		n = epoll_wait(f->ep, evs, 64, TICK_MS);
+		f->now = kice_now_ms();
+		for(k = 0; k < n; k++) {
+			if(evs[k].data.u32 == CTL_TAG) {
+				drain_ctl(f);
+				continue;
+			}
+			if(evs[k].data.u32 < f->nroutes)
+				on_media(f, &f->routes[evs[k].data.u32]);
+		}
+		if(f->now - last_tick >= TICK_MS) {
+			last_tick = f->now;
+			expire(f);
+			f->kicked = true;
+		}
+		if(f->kicked) {
+			f->kicked = false;
+			reap(f);
+		}
+	}
+	/* tests only: release everything */
+	for(i = 0; i < 1024; i++)
+		while(f->hash[i])
+			fs_free(f, f->hash[i]);
+	close(f->ep);
+	free(f->routes);
+	free(f);
+	return 0;
+}

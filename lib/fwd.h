@@ -1,0 +1,73 @@
+/*
+ * kamailio-ice: the forwarder. One or more processes, each owning the
+ * sockets of the sessions hashed to it, relaying RTP/RTCP between the two
+ * sides of each session with symmetric latching.
+ *
+ * SIP workers bind a session's sockets themselves (so a port written into
+ * the SDP is really ours) and hand them to the owning forwarder over a
+ * unix datagram socketpair with SCM_RIGHTS (kice_fwd_add_ports); they
+ * send an UPDATE after every SDP they process. Deleted sessions reach the
+ * forwarder through its dead list (session.h); it closes their sockets,
+ * returns their ports and frees them.
+ */
+#ifndef KICE_FWD_H
+#define KICE_FWD_H
+
+#include <stdint.h>
+
+#include "addr.h"
+#include "session.h"
+
+enum kice_fwd_msg_type
+{
+	KICE_FWD_BIND = 1, /* carries 2 fds: RTP, RTCP */
+	KICE_FWD_UPDATE,   /* re-read the session's SDP-derived state */
+	KICE_FWD_KICK	   /* look at the dead list now */
+};
+
+struct kice_fwd_msg
+{
+	uint32_t type;
+	uint32_t id;			/* session id, checked against s->id */
+	struct kice_session *s; /* shm */
+	uint16_t port;			/* BIND: the RTP port */
+	uint8_t side, stream;
+};
+
+struct kice_fwd_cfg
+{
+	struct kice_table *t;
+	unsigned idx;				/* this forwarder's index */
+	int ctl_fd;					/* read end of its control socketpair */
+	uint32_t media_timeout_s;	/* 0 = never */
+	uint32_t session_timeout_s; /* 0 = never */
+	int tos;
+	volatile int *stop;			/* tests: return when *stop != 0 */
+};
+
+/* Create the control socketpair for one forwarder (before forking):
+ * sv[0] for the workers, sv[1] for the forwarder. 0 or -errno. */
+int kice_fwd_channel(int sv[2]);
+
+/* Allocate a port pair for (s, side, stream), bind both sockets on ip
+ * (port 0 of ip is ignored), pass them to s's forwarder and record the
+ * port in s->side[side]. Caller holds s's bucket lock. Returns 0,
+ * -ENOSPC (pool exhausted), -EIO (bind or hand-over failed). */
+int kice_fwd_add_ports(struct kice_table *t, const int *ctl_fds,
+		struct kice_session *s, int side, int stream,
+		const struct kice_addr *ip, int tos);
+
+/* Tell s's forwarder that s changed (caller holds the bucket lock) or
+ * that its dead list has work (KICK). Best effort: 0 or -errno. */
+int kice_fwd_notify(const int *ctl_fds, struct kice_session *s, int type);
+
+/* Wake forwarder fwd to look at its dead list (after an unlink: the
+ * session itself may already be gone). Best effort. */
+void kice_fwd_kick(const int *ctl_fds, unsigned fwd);
+
+/* The forwarder's loop. Never returns unless cfg->stop is set; errors are
+ * logged and the loop carries on. Returns 0 on stop, -errno if it could
+ * not start. */
+int kice_fwd_run(const struct kice_fwd_cfg *cfg);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * kamailio-ice: media sessions, the shared table and the ports pool
+ * (see session.h for the locking rules).
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "session.h"
+
+static int mutex_init_shared(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int rc;
+
+	if(pthread_mutexattr_init(&a) != 0)
+		return -ENOMEM;
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	/* a process killed while holding it must not wedge every worker */
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	rc = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return rc == 0 ? 0 : -ENOMEM;
+}
+
+static void mutex_get(pthread_mutex_t *m)
+{
+	if(pthread_mutex_lock(m) == EOWNERDEAD) {
+		KICE_WARN("a process died holding a session lock; recovered");
+		pthread_mutex_consistent(m);
+	}
+}
+
+uint64_t kice_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t kice_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int kice_table_create(struct kice_table **out, const struct kice_mem *m,
+		uint32_t nbuckets, uint16_t port_min, uint16_t port_max, uint32_t nfwd)
+{
+	struct kice_table *t;
+	uint32_t npairs, i;
+	int rc = -ENOMEM;
+
+	if(out == NULL || m == NULL || nbuckets == 0 || nfwd == 0 || nfwd > 64)
+		return -EINVAL;
+	if(port_min & 1)
+		port_min++;
+	if(port_max <= port_min)
+		return -EINVAL;
+	npairs = (uint32_t)(port_max - port_min + 1) / 2;
+	if(npairs == 0)
+		return -EINVAL;
+
+	t = m->alloc(m->ctx, sizeof(*t));
+	if(t == NULL)
+		return -ENOMEM;
+	t->mem = *m;
+	t->nbuckets = nbuckets;
+	t->nfwd = nfwd;
+	t->next_id = 1;
+	t->buckets = m->alloc(m->ctx, sizeof(*t->buckets) * nbuckets);
+	t->fwd = m->alloc(m->ctx, sizeof(*t->fwd) * nfwd);
+	t->ports = m->alloc(m->ctx, sizeof(*t->ports) + npairs);
+	if(t->buckets == NULL || t->fwd == NULL || t->ports == NULL)
+		goto out;
+	for(i = 0; i < nbuckets; i++)
+		if(mutex_init_shared(&t->buckets[i].lock) < 0)
+			goto out;
+	for(i = 0; i < nfwd; i++)
+		if(mutex_init_shared(&t->fwd[i].lock) < 0)
+			goto out;
+	if(mutex_init_shared(&t->ports->lock) < 0)
+		goto out;
+	t->ports->min = port_min;
+	t->ports->max = (uint16_t)(port_min + npairs * 2 - 1);
+	*out = t;
+	return 0;
+out:
+	m->free(m->ctx, t->buckets);
+	m->free(m->ctx, t->fwd);
+	m->free(m->ctx, t->ports);
+	m->free(m->ctx, t);
+	return rc;
+}
+
+void kice_table_destroy(struct kice_table *t)
+{
+	struct kice_mem m;
+	struct kice_session *s, *n;
+	uint32_t i;
+
+	if(t == NULL)
+		return;
+	m = t->mem;
+	for(i = 0; i < t->nbuckets; i++)
+		for(s = t->buckets[i].head; s; s = n) {
+			n = s->next;
+			m.free(m.ctx, s);
+		}
+	for(i = 0; i < t->nfwd; i++)
+		for(s = t->fwd[i].dead; s; s = n) {
+			n = s->next_dead;
+			m.free(m.ctx, s);
+		}
+	m.free(m.ctx, t->buckets);
+	m.free(m.ctx, t->fwd);
+	m.free(m.ctx, t->ports);
+	m.free(m.ctx, t);
+}
+
+uint32_t kice_table_hash(const struct kice_table *t, struct kice_slice callid)
+{
+	/* FNV-1a */
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for(i = 0; i < callid.len; i++) {
+		h ^= (uint8_t)callid.p[i];
+		h *= 16777619u;
+	}
+	return h % t->nbuckets;
+}
+
+void kice_bucket_lock(struct kice_table *t, uint32_t hash)
+{
+	mutex_get(&t->buckets[hash].lock);
+}
+
+void kice_bucket_unlock(struct kice_table *t, uint32_t hash)
+{
+	pthread_mutex_unlock(&t->buckets[hash].lock);
+}
+
+struct kice_session *kice_session_find(
+		struct kice_table *t, uint32_t hash, struct kice_slice callid)
+{
+	struct kice_session *s;
+
+	for(s = t->buckets[hash].head; s; s = s->next)
+		if(s->callid_len == callid.len
+				&& memcmp(s->callid, callid.p, callid.len) == 0)
+			return s;
+	return NULL;
+}
+
+static bool set_tag(struct kice_endpoint *ep, struct kice_slice tag)
+{
+	if(tag.len > KICE_TAG_MAX)
+		return false;
+	memcpy(ep->tag, tag.p, tag.len);
+	ep->tag_len = (uint8_t)tag.len;
+	ep->used = true;
+	return true;
+}
+
+struct kice_session *kice_session_create(struct kice_table *t, uint32_t hash,
+		struct kice_slice callid, struct kice_slice caller_tag,
+		uint64_t now_ms)
+{
+	struct kice_session *s;
+	uint32_t id;
+
+	if(callid.len == 0 || callid.len > KICE_CALLID_MAX
+			|| caller_tag.len > KICE_TAG_MAX)
+		return NULL;
+	s = t->mem.alloc(t->mem.ctx, sizeof(*s));
+	if(s == NULL)
+		return NULL;
+	id = __atomic_fetch_add(&t->next_id, 1, __ATOMIC_RELAXED);
+	s->id = id;
+	s->hash = hash;
+	s->fwd = (uint8_t)(id % t->nfwd);
+	s->state = KICE_SESS_OFFERED;
+	memcpy(s->callid, callid.p, callid.len);
+	s->callid_len = (uint16_t)callid.len;
+	set_tag(&s->caller, caller_tag);
+	s->created_ms = kice_wall_ms();
+	s->created_mono_ms = now_ms;
+	s->last_signal_ms = now_ms;
+	s->last_media_ms = now_ms;
+	s->next = t->buckets[hash].head;
+	t->buckets[hash].head = s;
+	__atomic_fetch_add(&t->sessions_total, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&t->sessions_active, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&t->fwd[s->fwd].sessions, 1, __ATOMIC_RELAXED);
+	return s;
+}
+
+void kice_session_unlink(struct kice_table *t, struct kice_session *s)
+{
+	struct kice_session **pp;
+	struct kice_fwd_shared *f = &t->fwd[s->fwd];
+
+	for(pp = &t->buckets[s->hash].head; *pp; pp = &(*pp)->next)
+		if(*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	s->next = NULL;
+	s->state = KICE_SESS_DELETED;
+	mutex_get(&f->lock);
+	s->next_dead = f->dead;
+	f->dead = s;
+	pthread_mutex_unlock(&f->lock);
+	__atomic_fetch_sub(&t->sessions_active, 1, __ATOMIC_RELAXED);
+}
+
+void kice_session_free(struct kice_table *t, struct kice_session *s)
+{
+	if(s == NULL)
+		return;
+	__atomic_fetch_sub(&t->fwd[s->fwd].sessions, 1, __ATOMIC_RELAXED);
+	t->mem.free(t->mem.ctx, s);
+}
+
+static bool tag_eq(const struct kice_endpoint *ep, struct kice_slice tag)
+{
+	return ep->used && ep->tag_len == tag.len
+		   && memcmp(ep->tag, tag.p, tag.len) == 0;
+}
+
+struct kice_endpoint *kice_session_endpoint(
+		struct kice_session *s, int side, struct kice_slice tag)
+{
+	if(side == 0)
+		return tag_eq(&s->caller, tag) ? &s->caller : NULL;
+	return kice_session_callee(s, tag, false);
+}
+
+struct kice_endpoint *kice_session_callee(
+		struct kice_session *s, struct kice_slice tag, bool create)
+{
+	int i;
+
+	for(i = 0; i < KICE_MAX_CALLEES; i++)
+		if(tag_eq(&s->callee[i], tag))
+			return &s->callee[i];
+	if(!create)
+		return NULL;
+	for(i = 0; i < KICE_MAX_CALLEES; i++)
+		if(!s->callee[i].used) {
+			memset(&s->callee[i], 0, sizeof(s->callee[i]));
+			if(!set_tag(&s->callee[i], tag))
+				return NULL;
+			return &s->callee[i];
+		}
+	return NULL;
+}
+
+void kice_session_keep_callee(struct kice_session *s, struct kice_endpoint *ep)
+{
+	int i;
+
+	for(i = 0; i < KICE_MAX_CALLEES; i++)
+		if(&s->callee[i] != ep)
+			s->callee[i].used = false;
+		else
+			s->active_callee = (uint8_t)i;
+}
+
+int kice_ports_alloc_pair(struct kice_ports *p, uint16_t *rtp_port)
+{
+	uint32_t npairs = (uint32_t)(p->max - p->min + 1) / 2;
+	uint32_t i, k;
+	int rc = -ENOSPC;
+
+	mutex_get(&p->lock);
+	for(i = 0; i < npairs; i++) {
+		k = (p->next + i) % npairs;
+		if(!p->used[k]) {
+			p->used[k] = 1;
+			p->next = (k + 1) % npairs;
+			p->in_use += 2;
+			*rtp_port = (uint16_t)(p->min + 2 * k);
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void kice_ports_release_pair(struct kice_ports *p, uint16_t rtp_port)
+{
+	uint32_t k;
+
+	if(rtp_port < p->min || rtp_port > p->max)
+		return;
+	k = (uint32_t)(rtp_port - p->min) / 2;
+	mutex_get(&p->lock);
+	if(p->used[k]) {
+		p->used[k] = 0;
+		p->in_use -= 2;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void kice_ports_usage(struct kice_ports *p, uint32_t *in_use, uint32_t *total)
+{
+	mutex_get(&p->lock);
+	*in_use = p->in_use;
+	*total = (uint32_t)(p->max - p->min + 1);
+	pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,183 @@
+/*
+ * kamailio-ice: media sessions and the table that holds them.
+ *
+ * Everything here lives in memory shared by the SIP workers, the RPC
+ * process and the forwarders (Kamailio shm, or plain memory in tests): no
+ * process-private pointer is ever stored. A session has two sides:
+ * side 0 faces the caller, side 1 faces the callee(s). Each side owns the
+ * relay ports its endpoints talk to, one RTP/RTCP pair per m-line. The
+ * caller is one endpoint; the callee side holds one endpoint per to-tag
+ * (forked early media), of which one is "active" (receives the caller's
+ * media); the final answer keeps only its own.
+ *
+ * Locking: one process-shared mutex per hash bucket guards the bucket's
+ * chain and every field of its sessions that a SIP worker writes. The
+ * forwarder that owns a session is the only writer of its counters and
+ * latched addresses, and the only process that frees it.
+ */
+#ifndef KICE_SESSION_H
+#define KICE_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "mem.h"
+#include "slice.h"
+
+#define KICE_MAX_STREAMS 4
+#define KICE_MAX_CALLEES 3
+#define KICE_CALLID_MAX 128
+#define KICE_TAG_MAX 64
+
+enum kice_sess_state
+{
+	KICE_SESS_OFFERED = 0, /* an offer has been seen */
+	KICE_SESS_EARLY,	   /* a provisional answer (18x) */
+	KICE_SESS_ANSWERED,	   /* a final answer */
+	KICE_SESS_DELETED	   /* unlinked, waiting for its forwarder */
+};
+
+struct kice_counters
+{
+	uint64_t pkts_in, bytes_in;	  /* received from the endpoint */
+	uint64_t pkts_out, bytes_out; /* sent to the endpoint */
+	uint64_t dropped;			  /* refused or undeliverable */
+};
+
+/* One endpoint's view of one m-line. */
+struct kice_ep_stream
+{
+	bool present;	 /* the endpoint's SDP had this m-line */
+	bool rtcp_mux;	 /* its SDP offered/accepted a=rtcp-mux */
+	bool disabled;	 /* port 0 */
+	struct kice_addr sdp[2];	 /* RTP, RTCP as its SDP advertised */
+	struct kice_addr latched[2]; /* learned from its packets (forwarder) */
+	struct kice_counters cnt[2]; /* forwarder-written */
+};
+
+struct kice_endpoint
+{
+	bool used;
+	uint8_t tag_len;
+	char tag[KICE_TAG_MAX];
+	uint32_t gen;				/* bumped by each SDP it sends */
+	uint64_t relatch_until_ms;	/* re-latching allowed until (monotonic) */
+	struct kice_ep_stream st[KICE_MAX_STREAMS];
+};
+
+struct kice_side
+{
+	uint8_t iface;							/* interface index */
+	uint16_t port[KICE_MAX_STREAMS];		/* RTP port (RTCP = +1), 0 = none */
+};
+
+struct kice_session
+{
+	struct kice_session *next;	   /* bucket chain (shm) */
+	struct kice_session *next_dead; /* forwarder's dead list (shm) */
+	uint32_t id;					/* unique, for logs */
+	uint32_t hash;
+	uint8_t fwd;					/* owning forwarder */
+	uint8_t state;					/* enum kice_sess_state */
+	uint8_t active_callee;			/* index into callee[] */
+	uint8_t nstreams;
+	uint16_t callid_len;
+	char callid[KICE_CALLID_MAX];
+	uint64_t created_ms;			/* wall clock, for display */
+	uint64_t created_mono_ms;		/* monotonic */
+	uint64_t last_media_ms;			/* monotonic, forwarder-written */
+	uint64_t last_signal_ms;		/* monotonic, worker-written */
+	struct kice_side side[2];
+	struct kice_endpoint caller;
+	struct kice_endpoint callee[KICE_MAX_CALLEES];
+};
+
+struct kice_bucket
+{
+	pthread_mutex_t lock;
+	struct kice_session *head;
+};
+
+/* Per-forwarder shared state: dead list and counters. */
+struct kice_fwd_shared
+{
+	pthread_mutex_t lock;
+	struct kice_session *dead;	 /* sessions to close and free */
+	uint64_t pkts_relayed, bytes_relayed, pkts_dropped;
+	uint32_t sessions;			 /* sessions it owns */
+	int pid;
+};
+
+struct kice_ports
+{
+	pthread_mutex_t lock;
+	uint16_t min, max; /* even min, inclusive range */
+	uint32_t next;	   /* hint: next pair to try */
+	uint32_t in_use;   /* ports, not pairs */
+	uint8_t used[];	   /* one byte per pair */
+};
+
+struct kice_table
+{
+	struct kice_mem mem;
+	uint32_t nbuckets;
+	uint32_t next_id;
+	uint32_t nfwd;
+	uint64_t sessions_total;
+	uint32_t sessions_active;
+	struct kice_ports *ports;
+	struct kice_fwd_shared *fwd; /* nfwd entries */
+	struct kice_bucket *buckets;
+};
+
+/* Create the table with its ports pool [port_min, port_max] and nfwd
+ * forwarder slots, in memory from m (shm). Start-up only (before fork).
+ * Returns 0, -EINVAL, -ENOMEM. */
+int kice_table_create(struct kice_table **out, const struct kice_mem *m,
+		uint32_t nbuckets, uint16_t port_min, uint16_t port_max, uint32_t nfwd);
+/* Free it and every session still in it (NULL ok). Main process only. */
+void kice_table_destroy(struct kice_table *t);
+
+uint32_t kice_table_hash(const struct kice_table *t, struct kice_slice callid);
+void kice_bucket_lock(struct kice_table *t, uint32_t hash);
+void kice_bucket_unlock(struct kice_table *t, uint32_t hash);
+
+/* Find by Call-ID. Caller holds the bucket lock of hash. */
+struct kice_session *kice_session_find(
+		struct kice_table *t, uint32_t hash, struct kice_slice callid);
+/* Create and link a session (state OFFERED, caller tag set). Caller holds
+ * the bucket lock. Returns it or NULL (-ENOMEM, or callid/tag too long). */
+struct kice_session *kice_session_create(struct kice_table *t, uint32_t hash,
+		struct kice_slice callid, struct kice_slice caller_tag,
+		uint64_t now_ms);
+/* Unlink from its bucket, mark DELETED and queue it on its forwarder's
+ * dead list; the forwarder closes its sockets, frees its ports and the
+ * memory. Caller holds the bucket lock. */
+void kice_session_unlink(struct kice_table *t, struct kice_session *s);
+/* Free a session that was never linked, or was unlinked and whose ports
+ * were released (forwarder). */
+void kice_session_free(struct kice_table *t, struct kice_session *s);
+
+/* The endpoint with this tag on side 0 (caller) or 1 (callee), or NULL.
+ * Caller holds the bucket lock. */
+struct kice_endpoint *kice_session_endpoint(
+		struct kice_session *s, int side, struct kice_slice tag);
+/* Find or add a callee endpoint by to-tag (NULL if all are in use). */
+struct kice_endpoint *kice_session_callee(
+		struct kice_session *s, struct kice_slice tag, bool create);
+/* Keep only callee ep (after a final answer). */
+void kice_session_keep_callee(struct kice_session *s, struct kice_endpoint *ep);
+
+/* Ports: allocate an even/odd pair (RTP port returned). -ENOSPC when the
+ * pool is exhausted. Any process. */
+int kice_ports_alloc_pair(struct kice_ports *p, uint16_t *rtp_port);
+void kice_ports_release_pair(struct kice_ports *p, uint16_t rtp_port);
+void kice_ports_usage(struct kice_ports *p, uint32_t *in_use, uint32_t *total);
+
+/* Monotonic and wall clocks in milliseconds. */
+uint64_t kice_now_ms(void);
+uint64_t kice_wall_ms(void);
+
+#endif
