@@ -1,0 +1,456 @@
+/*
+ * kamailio-ice: unit tests for the offer/answer engine, the session table
+ * and the forwarder (lib/call, lib/session, lib/fwd), with a forwarder
+ * running in a thread and real UDP sockets on 127.0.0.1.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "call.h"
+#include "fwd.h"
+#include "log.h"
+#include "rtp.h"
+
+#define PMIN 41000
+#define PMAX 41019 /* 10 pairs */
+
+struct env
+{
+	struct kice_table *t;
+	int sv[2];
+	int wr[1];
+	struct kice_iface ifc;
+	struct kice_ctx ctx;
+	pthread_t th;
+	volatile int stop;
+	struct kice_fwd_cfg cfg;
+};
+
+static void *fwd_thread(void *arg)
+{
+	struct env *e = arg;
+	kice_fwd_run(&e->cfg);
+	return NULL;
+}
+
+static int setup(void **state)
+{
+	static struct env e;
+
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(kice_table_create(&e.t, &kice_mem_libc, 64, PMIN, PMAX, 1), 0);
+	assert_int_equal(kice_fwd_channel(e.sv), 0);
+	e.wr[0] = e.sv[0];
+	assert_int_equal(kice_iface_parse(&e.ifc, "pub/127.0.0.1", 13), 0);
+	e.ctx.t = e.t;
+	e.ctx.ctl_fds = e.wr;
+	e.ctx.ifaces = &e.ifc;
+	e.ctx.nifaces = 1;
+	e.ctx.relatch_window_ms = 3000;
+	e.cfg.t = e.t;
+	e.cfg.ctl_fd = e.sv[1];
+	e.cfg.media_timeout_s = 0;
+	e.cfg.stop = &e.stop;
+	assert_int_equal(pthread_create(&e.th, NULL, fwd_thread, &e), 0);
+	*state = &e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	e->stop = 1;
+	pthread_join(e->th, NULL);
+	close(e->sv[0]);
+	close(e->sv[1]);
+	kice_table_destroy(e->t);
+	return 0;
+}
+
+static int udp_sock(uint16_t *port)
+{
+	struct sockaddr_in a;
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(fd, (struct sockaddr *)&a, &l);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static void send_to(int fd, uint16_t port, const uint8_t *p, size_t n)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	assert_int_equal(sendto(fd, p, n, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)n);
+}
+
+/* receive one datagram within ms; returns its length or -1; *from set */
+static int recv_within(int fd, uint8_t *buf, size_t cap, int ms, uint16_t *from)
+{
+	struct pollfd pf = {fd, POLLIN, 0};
+	struct sockaddr_in a;
+	socklen_t l = sizeof(a);
+	int n;
+
+	if(poll(&pf, 1, ms) <= 0)
+		return -1;
+	n = (int)recvfrom(fd, buf, cap, 0, (struct sockaddr *)&a, &l);
+	if(from)
+		*from = ntohs(a.sin_port);
+	return n;
+}
+
+static void rtp_pkt(uint8_t *p, uint16_t seq, uint8_t marker_byte)
+{
+	memset(p, 0, 172);
+	p[0] = 0x80;
+	p[1] = 0; /* PCMU */
+	p[2] = (uint8_t)(seq >> 8);
+	p[3] = (uint8_t)seq;
+	p[12] = marker_byte;
+}
+
+static const char *offer_fmt = "v=0\r\n"
+							   "o=- 1 1 IN IP4 %s\r\n"
+							   "s=-\r\n"
+							   "c=IN IP4 %s\r\n"
+							   "t=0 0\r\n"
+							   "m=audio %u RTP/AVP 0\r\n"
+							   "%s"
+							   "a=sendrecv\r\n";
+
+static int do_sdp(struct env *e, const char *callid, bool req, bool final,
+		const char *ftag, const char *ttag, const char *ip, uint16_t port,
+		const char *extra, char *out, size_t cap, const char **why)
+{
+	static char body[1024];
+	struct kice_msg m;
+	struct kice_flags fl;
+
+	snprintf(body, sizeof(body), offer_fmt, ip, ip, port, extra);
+	memset(&m, 0, sizeof(m));
+	m.is_request = req;
+	m.final = final;
+	m.callid = kice_slice_make(callid, strlen(callid));
+	m.from_tag = kice_slice_make(ftag, strlen(ftag));
+	m.to_tag = kice_slice_make(ttag, ttag ? strlen(ttag) : 0);
+	m.body = body;
+	m.len = strlen(body);
+	kice_flags_parse(&fl, "remove", 6, NULL);
+	return kice_call_sdp(&e->ctx, &m, &fl, out, cap, why);
+}
+
+/* the m= port of a rewritten body */
+static uint16_t m_port(const char *body)
+{
+	const char *p = strstr(body, "m=audio ");
+	assert_non_null(p);
+	return (uint16_t)atoi(p + 8);
+}
+
+static void wait_ports_free(struct env *e, uint32_t want)
+{
+	uint32_t used = 0, total;
+	int i;
+
+	for(i = 0; i < 200; i++) {
+		kice_ports_usage(e->t->ports, &used, &total);
+		if(used == want)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(used, want);
+}
+
+static void test_relay_both_ways_with_latching(void **state)
+{
+	struct env *e = *state;
+	char out[2048];
+	const char *why;
+	uint16_t pa, pb, relay_b, relay_a, from;
+	int fa = udp_sock(&pa), fb = udp_sock(&pb), n, i, got_b = 0, got_a = 0;
+	uint8_t pkt[172], buf[2048];
+
+	/* the caller advertises a private address it cannot be reached on:
+	 * only latching gets media back to it */
+	n = do_sdp(e, "call-1", true, false, "ft1", NULL, "10.99.99.99", 4000,
+			"", out, sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "c=IN IP4 127.0.0.1\r\n"));
+	relay_b = m_port(out);
+	assert_true(relay_b >= PMIN && relay_b <= PMAX && relay_b % 2 == 0);
+	n = do_sdp(e, "call-1", false, true, "ft1", "tt1", "127.0.0.1", pb, "",
+			out, sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	relay_a = m_port(out);
+	assert_int_not_equal(relay_a, relay_b);
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "a=rtcp:%u IN IP4 127.0.0.1\r\n", relay_a + 1);
+		assert_non_null(strstr(out, want));
+	}
+	usleep(50000);
+	for(i = 0; i < 20; i++) {
+		rtp_pkt(pkt, (uint16_t)i, 0xa1);
+		send_to(fa, relay_a, pkt, sizeof(pkt));
+		n = recv_within(fb, buf, sizeof(buf), 500, &from);
+		if(n == 172 && buf[12] == 0xa1 && from == relay_b)
+			got_b++;
+		rtp_pkt(pkt, (uint16_t)i, 0xb2);
+		send_to(fb, relay_b, pkt, sizeof(pkt));
+		n = recv_within(fa, buf, sizeof(buf), 500, &from);
+		if(n == 172 && buf[12] == 0xb2 && from == relay_a)
+			got_a++;
+	}
+	assert_int_equal(got_b, 20);
+	assert_int_equal(got_a, 20);
+	usleep(100000); /* the forwarder counts after sendto() returns */
+	{
+		uint32_t h = kice_table_hash(e->t, KICE_SLICE_LIT("call-1"));
+		struct kice_session *s;
+		kice_bucket_lock(e->t, h);
+		s = kice_session_find(e->t, h, KICE_SLICE_LIT("call-1"));
+		assert_non_null(s);
+		assert_int_equal(s->state, KICE_SESS_ANSWERED);
+		assert_int_equal(s->caller.st[0].cnt[0].pkts_in, 20);
+		assert_int_equal(s->caller.st[0].cnt[0].pkts_out, 20);
+		assert_int_equal(s->caller.st[0].latched[0].port, pa);
+		kice_bucket_unlock(e->t, h);
+	}
+	assert_int_equal(kice_call_delete(&e->ctx, KICE_SLICE_LIT("call-1")), 0);
+	assert_int_equal(kice_call_delete(&e->ctx, KICE_SLICE_LIT("call-1")), -ENOENT);
+	wait_ports_free(e, 0);
+	assert_int_equal(e->t->sessions_active, 0);
+	close(fa);
+	close(fb);
+}
+
+static void test_stray_source_not_forwarded(void **state)
+{
+	struct env *e = *state;
+	char out[2048];
+	const char *why;
+	uint16_t pa, pb, px, relay_a;
+	int fa = udp_sock(&pa), fb = udp_sock(&pb), fx = udp_sock(&px), n;
+	uint8_t pkt[172], buf[2048];
+
+	n = do_sdp(e, "call-2", true, false, "f", NULL, "127.0.0.1", pa, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	n = do_sdp(e, "call-2", false, true, "f", "t", "127.0.0.1", pb, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	relay_a = m_port(out);
+	usleep(50000);
+	rtp_pkt(pkt, 1, 0x11);
+	send_to(fa, relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	/* after the re-latch window, another source is not forwarded */
+	usleep(50000);
+	{
+		uint32_t h = kice_table_hash(e->t, KICE_SLICE_LIT("call-2"));
+		struct kice_session *s;
+		kice_bucket_lock(e->t, h);
+		s = kice_session_find(e->t, h, KICE_SLICE_LIT("call-2"));
+		s->caller.relatch_until_ms = 0;
+		kice_bucket_unlock(e->t, h);
+		kice_fwd_notify(e->wr, s, KICE_FWD_UPDATE);
+	}
+	usleep(50000);
+	rtp_pkt(pkt, 2, 0x66);
+	send_to(fx, relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 300, NULL), -1);
+	rtp_pkt(pkt, 3, 0x12);
+	send_to(fa, relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], 0x12);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("call-2"));
+	wait_ports_free(e, 0);
+	close(fa);
+	close(fb);
+	close(fx);
+}
+
+static void test_rtcp_separate_and_reinvite_keeps_ports(void **state)
+{
+	struct env *e = *state;
+	char out[2048], out2[2048];
+	const char *why;
+	uint16_t pa, pb, pbr, relay_a, relay_b, from;
+	int fa = udp_sock(&pa), fb = udp_sock(&pb), fbr = udp_sock(&pbr), n;
+	uint8_t rtcp[8] = {0x80, 200, 0, 1, 1, 2, 3, 4}, buf[256];
+	char extra[64];
+
+	n = do_sdp(e, "call-3", true, false, "f", NULL, "127.0.0.1", pa, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	relay_b = m_port(out);
+	snprintf(extra, sizeof(extra), "a=rtcp:%u\r\n", pbr);
+	n = do_sdp(e, "call-3", false, true, "f", "t", "127.0.0.1", pb, extra,
+			out, sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	relay_a = m_port(out);
+	usleep(50000);
+	/* RTCP from the caller on relay RTCP port reaches the callee's a=rtcp */
+	send_to(fa, (uint16_t)(relay_a + 1), rtcp, sizeof(rtcp));
+	assert_int_equal(recv_within(fbr, buf, sizeof(buf), 500, &from), 8);
+	assert_int_equal(from, relay_b + 1);
+	/* re-INVITE from the callee (from-tag t): same relay ports */
+	n = do_sdp(e, "call-3", true, false, "t", "f", "127.0.0.1", pb, "", out2,
+			sizeof(out2), &why);
+	assert_true(n > 0);
+	out2[n] = '\0';
+	assert_int_equal(m_port(out2), relay_a);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("call-3"));
+	wait_ports_free(e, 0);
+	close(fa);
+	close(fb);
+	close(fbr);
+}
+
+static void test_forked_early_media(void **state)
+{
+	struct env *e = *state;
+	char out[2048];
+	const char *why;
+	uint16_t pa, pb1, pb2, ra1, ra2, rb;
+	int fa = udp_sock(&pa), fb1 = udp_sock(&pb1), fb2 = udp_sock(&pb2), n;
+	uint8_t pkt[172], buf[256];
+
+	n = do_sdp(e, "call-4", true, false, "f", NULL, "127.0.0.1", pa, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	rb = m_port(out);
+	n = do_sdp(e, "call-4", false, false, "f", "b1", "127.0.0.1", pb1, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	ra1 = m_port(out);
+	n = do_sdp(e, "call-4", false, false, "f", "b2", "127.0.0.1", pb2, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	ra2 = m_port(out);
+	assert_int_equal(ra1, ra2);
+	usleep(50000);
+	/* both early dialogs' media reach the caller */
+	rtp_pkt(pkt, 1, 0xb1);
+	send_to(fb1, rb, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fa, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], 0xb1);
+	rtp_pkt(pkt, 1, 0xb2);
+	send_to(fb2, rb, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fa, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], 0xb2);
+	/* the caller's media goes to the latest early dialog, then the winner */
+	rtp_pkt(pkt, 2, 0xaa);
+	send_to(fa, ra1, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb2, buf, sizeof(buf), 500, NULL), 172);
+	n = do_sdp(e, "call-4", false, true, "f", "b1", "127.0.0.1", pb1, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	usleep(50000);
+	send_to(fa, ra1, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb1, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(recv_within(fb2, buf, sizeof(buf), 100, NULL), -1);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("call-4"));
+	wait_ports_free(e, 0);
+	close(fa);
+	close(fb1);
+	close(fb2);
+}
+
+static void test_port_exhaustion_and_recovery(void **state)
+{
+	struct env *e = *state;
+	char out[2048], id[32];
+	const char *why;
+	int i, n;
+
+	/* 10 pairs: 10 offers fit, the 11th fails cleanly */
+	for(i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "ex-%d", i);
+		n = do_sdp(e, id, true, false, "f", NULL, "127.0.0.1", 5000, "", out,
+				sizeof(out), &why);
+		assert_true(n > 0);
+	}
+	n = do_sdp(e, "ex-10", true, false, "f", NULL, "127.0.0.1", 5000, "",
+			out, sizeof(out), &why);
+	assert_int_equal(n, -ENOSPC);
+	assert_string_equal(why, "port pool exhausted");
+	assert_int_equal(e->t->sessions_active, 10);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("ex-3"));
+	wait_ports_free(e, 18);
+	n = do_sdp(e, "ex-10", true, false, "f", NULL, "127.0.0.1", 5000, "",
+			out, sizeof(out), &why);
+	assert_true(n > 0);
+	for(i = 0; i <= 10; i++) {
+		snprintf(id, sizeof(id), "ex-%d", i);
+		kice_call_delete(&e->ctx, kice_slice_make(id, strlen(id)));
+	}
+	wait_ports_free(e, 0);
+}
+
+static void test_malformed_sdp_no_session(void **state)
+{
+	struct env *e = *state;
+	char out[2048];
+	const char *why = NULL;
+	struct kice_msg m;
+	struct kice_flags fl;
+	const char *bad = "v=0\r\nc=IN IP4 999.1.1.1\r\nm=audio x RTP/AVP 0\r\n";
+
+	memset(&m, 0, sizeof(m));
+	m.is_request = true;
+	m.callid = KICE_SLICE_LIT("bad-1");
+	m.from_tag = KICE_SLICE_LIT("f");
+	m.body = bad;
+	m.len = strlen(bad);
+	memset(&fl, 0, sizeof(fl));
+	assert_int_equal(kice_call_sdp(&e->ctx, &m, &fl, out, sizeof(out), &why), -EBADMSG);
+	assert_non_null(why);
+	assert_true(strlen(why) > 0);
+	assert_int_equal(e->t->sessions_active, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_relay_both_ways_with_latching),
+		cmocka_unit_test(test_stray_source_not_forwarded),
+		cmocka_unit_test(test_rtcp_separate_and_reinvite_keeps_ports),
+		cmocka_unit_test(test_forked_early_media),
+		cmocka_unit_test(test_port_exhaustion_and_recovery),
+		cmocka_unit_test(test_malformed_sdp_no_session),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
