@@ -505,6 +505,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	struct kice_endpoint *snd, *dst;
 	struct kice_addr src, *lat, to;
 	struct kice_ep_stream *st;
+	struct kice_counters *cnt = NULL;
 	struct sockaddr_storage ss;
 	struct route *out;
 	enum kice_pkt_kind kind;
@@ -523,6 +524,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 		goto drop;
 	snd_snap = r->side == 0 ? &fs->snap.caller : &fs->snap.callee[idx];
 	st = &snd->st[r->stream];
+	cnt = &st->cnt[r->comp];
 	lat = &st->latched[r->comp];
 	/* symmetric latching: the first source is the endpoint's real address;
 	 * a new source is accepted only shortly after that endpoint's SDP */
@@ -533,7 +535,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 			goto drop;
 		*lat = src;
 	}
-	count(&st->cnt[r->comp], true, len);
+	count(cnt, true, len);
 	__atomic_store_n(&s->last_media_ms, f->now, __ATOMIC_RELAXED);
 
 	dside = 1 - r->side;
@@ -570,6 +572,8 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	return;
 drop:
 	sh->pkts_dropped++;
+	if(cnt)
+		cnt->dropped++;
 }
 
 static void on_media(struct fwd *f, struct route *r)
