@@ -442,6 +442,94 @@ static void test_malformed_sdp_no_session(void **state)
 	assert_int_equal(e->t->sessions_active, 0);
 }
 
+static int udp6_sock(uint16_t *port)
+{
+	struct sockaddr_in6 a;
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+
+	memset(&a, 0, sizeof(a));
+	a.sin6_family = AF_INET6;
+	a.sin6_addr = in6addr_loopback;
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(fd, (struct sockaddr *)&a, &l);
+	*port = ntohs(a.sin6_port);
+	return fd;
+}
+
+static void send6_to(int fd, uint16_t port, const uint8_t *p, size_t n)
+{
+	struct sockaddr_in6 a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin6_family = AF_INET6;
+	a.sin6_addr = in6addr_loopback;
+	a.sin6_port = htons(port);
+	assert_int_equal(sendto(fd, p, n, 0, (struct sockaddr *)&a, sizeof(a)), (ssize_t)n);
+}
+
+/* an IPv6 call through an IPv6 interface, chosen by the ipv6 flag */
+static void test_ipv6_call(void **state)
+{
+	struct env *e = *state;
+	struct kice_iface ifs[2];
+	struct kice_ctx ctx6 = e->ctx;
+	struct kice_msg m;
+	struct kice_flags fl;
+	char body[512], out[2048];
+	const char *why;
+	uint16_t pa, pb, ra, rb;
+	int fa = udp6_sock(&pa), fb = udp6_sock(&pb), n;
+	uint8_t pkt[172], buf[256];
+
+	assert_int_equal(kice_iface_parse(&ifs[0], "v4/127.0.0.1", 12), 0);
+	assert_int_equal(kice_iface_parse(&ifs[1], "v6/::1", 6), 0);
+	ctx6.ifaces = ifs;
+	ctx6.nifaces = 2;
+	memset(&m, 0, sizeof(m));
+	m.callid = KICE_SLICE_LIT("call-v6");
+	m.from_tag = KICE_SLICE_LIT("f6");
+	m.is_request = true;
+	snprintf(body, sizeof(body), "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\n"
+			"c=IN IP6 ::1\r\nt=0 0\r\nm=audio %u RTP/AVP 0\r\n", pa);
+	m.body = body;
+	m.len = strlen(body);
+	assert_int_equal(kice_flags_parse(&fl, "remove ipv6", 11, NULL), 0);
+	n = kice_call_sdp(&ctx6, &m, &fl, out, sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_non_null(strstr(out, "c=IN IP6 ::1\r\n"));
+	rb = m_port(out);
+	{
+		char want[64];
+		snprintf(want, sizeof(want), "a=rtcp:%u IN IP6 ::1\r\n", rb + 1);
+		assert_non_null(strstr(out, want));
+	}
+	m.is_request = false;
+	m.final = true;
+	m.to_tag = KICE_SLICE_LIT("t6");
+	snprintf(body, sizeof(body), "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\n"
+			"c=IN IP6 ::1\r\nt=0 0\r\nm=audio %u RTP/AVP 0\r\n", pb);
+	m.len = strlen(body);
+	n = kice_call_sdp(&ctx6, &m, &fl, out, sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	ra = m_port(out);
+	usleep(50000);
+	rtp_pkt(pkt, 1, 0x61);
+	send6_to(fa, ra, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], 0x61);
+	rtp_pkt(pkt, 1, 0x62);
+	send6_to(fb, rb, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fa, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], 0x62);
+	kice_call_delete(&ctx6, KICE_SLICE_LIT("call-v6"));
+	wait_ports_free(e, 0);
+	close(fa);
+	close(fb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_forked_early_media),
 		cmocka_unit_test(test_port_exhaustion_and_recovery),
 		cmocka_unit_test(test_malformed_sdp_no_session),
+		cmocka_unit_test(test_ipv6_call),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
