@@ -626,6 +626,8 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 	f->t->fwd[cfg->idx].pid = (int)getpid();
 
 	while(cfg->stop == NULL || *cfg->stop == 0) {
+		if(cfg->tick)
+			cfg->tick();
 		n = epoll_wait(f->ep, evs, 64, TICK_MS);
 		f->now = kice_now_ms();
 		for(k = 0; k < n; k++) {

@@ -43,6 +43,7 @@ struct kice_fwd_cfg
 	uint32_t session_timeout_s; /* 0 = never */
 	int tos;
 	volatile int *stop;			/* tests: return when *stop != 0 */
+	void (*tick)(void);			/* host hook, called once per loop (may be NULL) */
 };
 
 /* Create the control socketpair for one forwarder (before forking):

@@ -255,6 +255,11 @@ static int mod_init(void)
 	return 0;
 }
 
+static void fwd_tick(void)
+{
+	cfg_update();
+}
+
 static void fwd_main(int idx)
 {
 	struct kice_fwd_cfg cfg;
@@ -266,6 +271,7 @@ static void fwd_main(int idx)
 	cfg.media_timeout_s = (uint32_t)ice_media_timeout;
 	cfg.session_timeout_s = (uint32_t)ice_session_timeout;
 	cfg.tos = media_tos;
+	cfg.tick = fwd_tick;
 	if(cfg_child_init() < 0)
 		LM_ERR("forwarder %d: cfg_child_init failed\n", idx);
 	/* kice_fwd_run never returns while it can work; if it cannot even

@@ -1,0 +1,293 @@
+/*
+ * kamailio-ice: the SDP rewrite for an ICE mode (see sdp_ice.h).
+ *
+ * One context is passed through named stages: check the rewrite against
+ * the body, drop the endpoint's ICE attributes, anchor every m-line on the
+ * relay. The force and relay modes will add their own stage (the relay's
+ * credentials and candidates) after the anchoring.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "sdp_ice.h"
+
+struct ctx
+{
+	const struct kice_sdp *sdp;
+	const struct kice_rewrite *rw;
+	struct kice_sdp_edits *ed;
+	const char *eol; /* for inserted lines: the body's own */
+	int first;		 /* first non-skipped m-line, -1 if none */
+};
+
+/* RFC 8839 §5 and RFC 8840 §8.2 */
+static const char *const ice_attrs[] = {"candidate", "remote-candidates",
+		"ice-lite", "ice-mismatch", "ice-ufrag", "ice-pwd", "ice-pacing",
+		"ice-options", "end-of-candidates", NULL};
+
+bool kice_sdp_is_ice_attr(struct kice_slice name)
+{
+	int i;
+
+	for(i = 0; ice_attrs[i] != NULL; i++) {
+		if(kice_slice_eq(name, ice_attrs[i]))
+			return true;
+	}
+	return false;
+}
+
+enum kice_ice_mode kice_sdp_ice_mode(
+		const struct kice_sdp *sdp, enum kice_ice_mode mode)
+{
+	/* DESIGN.md §4: force if the SDP received carried ICE, else remove */
+	if(mode == KICE_ICE_DEFAULT)
+		return kice_sdp_has_ice(sdp) ? KICE_ICE_FORCE : KICE_ICE_REMOVE;
+	return mode;
+}
+
+/* bytes of line ending at the end of body[off, off+len) */
+static uint32_t eol_len(const char *buf, uint32_t off, uint32_t len)
+{
+	if(len == 0 || buf[off + len - 1] != '\n')
+		return 0;
+	return (len >= 2 && buf[off + len - 2] == '\r') ? 2 : 1;
+}
+
+/* true for RTP-based protocols (RTP/AVP, UDP/TLS/RTP/SAVPF, ...), for which
+ * a=rtcp (RFC 3605) means something */
+static bool is_rtp(struct kice_slice proto)
+{
+	struct kice_slice t;
+
+	while(kice_slice_token(&proto, '/', &t)) {
+		if(kice_slice_eq(t, "RTP"))
+			return true;
+	}
+	return false;
+}
+
+static const char *ipver(enum kice_af af)
+{
+	return af == KICE_AF_INET6 ? "IP6" : "IP4";
+}
+
+static bool same_addr(
+		const struct kice_rewrite_media *a, const struct kice_rewrite_media *b)
+{
+	return a->af == b->af && strcmp(a->addr, b->addr) == 0;
+}
+
+/* Replace the text of a whole line, keeping its own line ending */
+static int replace_line(struct ctx *c, uint32_t off, uint32_t len,
+		const char *text, size_t tlen)
+{
+	uint32_t keep = eol_len(c->sdp->buf, off, len);
+
+	return kice_sdp_edit_replace(c->ed, off, len - keep, text, tlen);
+}
+
+/* Insert a line at off, a line boundary; after a last line without line
+ * ending the new line goes after an added one instead of before one */
+static int insert_line(struct ctx *c, uint32_t off, const char *text)
+{
+	const struct kice_sdp *sdp = c->sdp;
+	char buf[128];
+	int n;
+
+	if(off == sdp->len && sdp->len > 0 && sdp->buf[sdp->len - 1] != '\n')
+		n = snprintf(buf, sizeof(buf), "%s%s", c->eol, text);
+	else
+		n = snprintf(buf, sizeof(buf), "%s%s", text, c->eol);
+	if(n < 0 || (size_t)n >= sizeof(buf))
+		return -EINVAL;
+	return kice_sdp_edit_replace(c->ed, off, 0, buf, (size_t)n);
+}
+
+static int check(struct ctx *c)
+{
+	const struct kice_rewrite *rw = c->rw;
+	unsigned char bin[16];
+	unsigned i;
+
+	c->first = -1;
+	for(i = 0; i < rw->nmedia; i++) {
+		const struct kice_rewrite_media *r = &rw->media[i];
+		if(r->skip)
+			continue;
+		if((r->af != KICE_AF_INET && r->af != KICE_AF_INET6)
+				|| memchr(r->addr, '\0', sizeof(r->addr)) == NULL
+				|| inet_pton(r->af == KICE_AF_INET6 ? AF_INET6 : AF_INET,
+						   r->addr, bin)
+						   != 1) {
+			KICE_ERR("sdp rewrite: m-line %u: bad relay address", i);
+			return -EINVAL;
+		}
+		if(c->first < 0)
+			c->first = (int)i;
+	}
+	return 0;
+}
+
+/* Stage: delete every ICE attribute line, at session level and in the
+ * m-lines that are not skipped */
+static int drop_ice(struct ctx *c)
+{
+	const struct kice_sdp *sdp = c->sdp;
+	struct kice_sdp_line l;
+	struct kice_slice name, v;
+	uint32_t pos = 0;
+	unsigned k = 0;
+	int rc;
+
+	while(kice_sdp_line_next(sdp->buf, sdp->len, &pos, &l)) {
+		while(k < sdp->nmedia && l.off >= sdp->media[k].end)
+			k++;
+		if(l.type != 'a')
+			continue;
+		if(l.off >= sdp->sess_end && k < sdp->nmedia && c->rw->media[k].skip)
+			continue;
+		kice_sdp_attr_split(l.val, &name, &v);
+		if(!kice_sdp_is_ice_attr(name))
+			continue;
+		rc = kice_sdp_edit_replace(c->ed, l.off, l.len, NULL, 0);
+		if(rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Where lines go in an m-line (RFC 8866 §5: m= i=* c=* b=* k=? a=*): a c=
+ * after m= and i=, an a= before the first a= (or after the last line).
+ */
+static void insert_points(const struct kice_sdp *sdp,
+		const struct kice_sdp_media *m, uint32_t *c_at, uint32_t *a_at)
+{
+	struct kice_sdp_line l;
+	uint32_t pos = m->m_off + m->m_len;
+	bool in_i = true;
+
+	*c_at = *a_at = pos;
+	while(pos < m->end && kice_sdp_line_next(sdp->buf, m->end, &pos, &l)) {
+		if(l.type == 'a') {
+			*a_at = l.off;
+			return;
+		}
+		if(l.type == 0)
+			continue; /* trailing empty lines */
+		if(in_i && l.type == 'i')
+			*c_at = pos;
+		else
+			in_i = false;
+		*a_at = pos;
+	}
+}
+
+/* Stage: point an m-line at the relay */
+static int anchor_media(struct ctx *c, unsigned i)
+{
+	const struct kice_sdp *sdp = c->sdp;
+	const struct kice_sdp_media *m = &sdp->media[i];
+	const struct kice_rewrite_media *r = &c->rw->media[i];
+	char line[128];
+	uint32_t c_at, a_at;
+	int n, rc;
+
+	rc = kice_sdp_edit_printf(
+			c->ed, m->port_off, m->port_len, "%u", (unsigned)r->rtp_port);
+	if(rc < 0)
+		return rc;
+	insert_points(sdp, m, &c_at, &a_at);
+
+	/* RFC 8866 §5.7: "A session description MUST contain either at least
+	 * one "c=" line in each media description or a single "c=" line at the
+	 * session level. It MAY contain a single session-level "c=" line and
+	 * additional media-level "c=" line(s) per-media-description, in which
+	 * case the media-level values override the session-level settings" */
+	n = snprintf(line, sizeof(line), "c=IN %s %s", ipver(r->af), r->addr);
+	if(m->c.present)
+		rc = replace_line(c, m->c.line_off, m->c.line_len, line, (size_t)n);
+	else if(!sdp->c.present || !same_addr(r, &c->rw->media[c->first]))
+		rc = insert_line(c, c_at, line);
+	if(rc < 0)
+		return rc;
+
+	if(!is_rtp(m->proto))
+		return 0;
+	/* RFC 3605 §2.1: a=rtcp:<port> <nettype> <addrtype> <address> */
+	n = snprintf(line, sizeof(line), "a=rtcp:%u IN %s %s",
+			(unsigned)r->rtcp_port, ipver(r->af), r->addr);
+	if(m->has_rtcp)
+		return replace_line(
+				c, m->rtcp.line_off, m->rtcp.line_len, line, (size_t)n);
+	return insert_line(c, a_at, line);
+}
+
+/* Stage: the session c= and every m-line not skipped */
+static int anchor(struct ctx *c)
+{
+	const struct kice_sdp *sdp = c->sdp;
+	const struct kice_rewrite_media *r;
+	char line[128];
+	unsigned i;
+	int n, rc;
+
+	if(c->first < 0)
+		return 0;
+	if(sdp->c.present) {
+		r = &c->rw->media[c->first];
+		n = snprintf(line, sizeof(line), "c=IN %s %s", ipver(r->af), r->addr);
+		rc = replace_line(c, sdp->c.line_off, sdp->c.line_len, line, (size_t)n);
+		if(rc < 0)
+			return rc;
+	}
+	for(i = 0; i < sdp->nmedia; i++) {
+		if(c->rw->media[i].skip)
+			continue;
+		rc = anchor_media(c, i);
+		if(rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
+		struct kice_sdp_edits *out)
+{
+	struct ctx c;
+	enum kice_ice_mode mode;
+	int rc;
+
+	if(sdp == NULL || rw == NULL || out == NULL)
+		return -EINVAL;
+	kice_sdp_edits_init(out);
+	if(rw->nmedia != sdp->nmedia) {
+		KICE_ERR("sdp rewrite: %u m-lines given for %u", rw->nmedia,
+				sdp->nmedia);
+		return -EINVAL;
+	}
+	mode = kice_sdp_ice_mode(sdp, rw->mode);
+	switch(mode) {
+		case KICE_ICE_PASS:
+			return 0;
+		case KICE_ICE_REMOVE:
+			break;
+		default:
+			KICE_ERR("sdp rewrite: ICE mode %d not supported", (int)mode);
+			return -EINVAL;
+	}
+
+	c.sdp = sdp;
+	c.rw = rw;
+	c.ed = out;
+	c.eol = sdp->crlf ? "\r\n" : "\n";
+	rc = check(&c);
+	if(rc == 0)
+		rc = drop_ice(&c);
+	if(rc == 0)
+		rc = anchor(&c);
+	return rc;
+}

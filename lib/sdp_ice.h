@@ -1,0 +1,76 @@
+/*
+ * kamailio-ice: the SDP rewrite for an ICE mode (RFC 8839 attributes).
+ *
+ * Given a parsed body and, per m-line, the relay address and ports that
+ * anchor it, kice_sdp_rewrite() builds the edits that turn the body into
+ * what is sent on (DESIGN.md §4). Modes implemented: remove, pass; default
+ * resolves to force when the body carries ICE, else to remove.
+ */
+#ifndef KICE_SDP_ICE_H
+#define KICE_SDP_ICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sdp.h"
+
+enum kice_ice_mode
+{
+	KICE_ICE_DEFAULT = 0,
+	KICE_ICE_REMOVE,
+	KICE_ICE_FORCE,
+	KICE_ICE_RELAY,
+	KICE_ICE_PASS
+};
+
+struct kice_rewrite_media
+{
+	bool skip;		 /* leave this m-line as it is (rejected, not relayed) */
+	enum kice_af af; /* KICE_AF_INET or KICE_AF_INET6 */
+	char addr[46];	 /* relay address to advertise, NUL-terminated */
+	uint16_t rtp_port, rtcp_port; /* rtcp_port == rtp_port: rtcp-mux only */
+};
+
+struct kice_rewrite
+{
+	enum kice_ice_mode mode;
+	unsigned nmedia; /* must equal sdp->nmedia */
+	struct kice_rewrite_media media[KICE_SDP_MAX_MEDIA];
+};
+
+/* The mode actually applied: KICE_ICE_DEFAULT becomes KICE_ICE_FORCE when
+ * sdp carries ICE (kice_sdp_has_ice), else KICE_ICE_REMOVE; others as is */
+enum kice_ice_mode kice_sdp_ice_mode(
+		const struct kice_sdp *sdp, enum kice_ice_mode mode);
+
+/* true when name (an a= attribute name, without ':') is an ICE attribute:
+ * RFC 8839 §5 (candidate, remote-candidates, ice-lite, ice-mismatch,
+ * ice-ufrag, ice-pwd, ice-pacing, ice-options), RFC 8840 end-of-candidates */
+bool kice_sdp_is_ice_attr(struct kice_slice name);
+
+/*
+ * Build in out (initialised here) the edits that turn sdp into what is sent
+ * on under rw. Borrows sdp (and its body) and rw; the edits refer to sdp's
+ * body. After a success the caller may append more edits.
+ *
+ * pass: no edits.
+ * remove: every ICE attribute line at session level and in non-skipped
+ * m-lines is deleted. For every non-skipped m-line: the m= port becomes
+ * rtp_port (nports and the rest kept byte for byte); a media-level c= becomes
+ * "c=IN IP4|IP6 <addr>" (one is inserted after m= and i= when the m-line
+ * has none and the session c= would not carry its address); for RTP
+ * protocols a=rtcp becomes "a=rtcp:<rtcp_port> IN IP4|IP6 <addr>", replacing
+ * an existing one or inserted before the m-line's first attribute (after
+ * c=/b=/k=, RFC 8866 §5 order). A session-level c= gets the address of the
+ * first non-skipped m-line. o= and skipped m-lines are left untouched.
+ * Inserted lines end as the body's first line does; replaced lines keep
+ * their own line ending.
+ *
+ * Returns 0; -EINVAL (NULL, nmedia mismatch, a bad relay address, or a mode
+ * not supported yet: force, relay); -ENOSPC (out is full).
+ * Pure function of its arguments: any process, no locks.
+ */
+int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
+		struct kice_sdp_edits *out);
+
+#endif
