@@ -254,6 +254,142 @@ static int anchor(struct ctx *c)
 	return 0;
 }
 
+uint32_t kice_sdp_host_priority(unsigned component)
+{
+	/* RFC 8445 §5.1.2.1: priority = (2^24)*(type preference) +
+	 * (2^8)*(local preference) + (2^0)*(256 - component ID) */
+	return (126u << 24) | (65535u << 8) | (256u - (component & 0xff));
+}
+
+static bool ice_chars(const char *s, size_t min, size_t max)
+{
+	size_t n = strlen(s), i;
+
+	if(n < min || n > max)
+		return false;
+	/* RFC 8839 §5.4: ice-char = ALPHA / DIGIT / "+" / "/" */
+	for(i = 0; i < n; i++)
+		if(!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
+				   || (s[i] >= '0' && s[i] <= '9') || s[i] == '+'
+				   || s[i] == '/'))
+			return false;
+	return true;
+}
+
+/* Stage (force): the relay's credentials and candidates, in each m-line
+ * not skipped, and the session-level ice-lite/ice-options */
+static int add_relay_ice(struct ctx *c)
+{
+	const struct kice_sdp *sdp = c->sdp;
+	const struct kice_rewrite *rw = c->rw;
+	char line[160];
+	unsigned i, comp, ncomp;
+	int rc;
+
+	/* RFC 8839 §5.4: ufrag at least 4 ice-chars, pwd at least 22 */
+	if(!ice_chars(rw->ufrag, 4, 32) || !ice_chars(rw->pwd, 22, 64)) {
+		KICE_ERR("sdp rewrite: bad relay ICE credentials");
+		return -EINVAL;
+	}
+	if(rw->lite) {
+		rc = insert_line(c, sdp->sess_end, "a=ice-lite");
+		if(rc < 0)
+			return rc;
+	}
+	if(rw->trickle) {
+		rc = insert_line(c, sdp->sess_end, "a=ice-options:trickle");
+		if(rc < 0)
+			return rc;
+	}
+	for(i = 0; i < sdp->nmedia; i++) {
+		const struct kice_sdp_media *m = &sdp->media[i];
+		const struct kice_rewrite_media *r = &rw->media[i];
+
+		if(r->skip)
+			continue;
+		snprintf(line, sizeof(line), "a=ice-ufrag:%s", rw->ufrag);
+		if((rc = insert_line(c, m->end, line)) < 0)
+			return rc;
+		snprintf(line, sizeof(line), "a=ice-pwd:%s", rw->pwd);
+		if((rc = insert_line(c, m->end, line)) < 0)
+			return rc;
+		ncomp = (is_rtp(m->proto) && r->rtcp_port != r->rtp_port) ? 2 : 1;
+		for(comp = 1; comp <= ncomp; comp++) {
+			snprintf(line, sizeof(line),
+					"a=candidate:1 %u UDP %u %s %u typ host", comp,
+					kice_sdp_host_priority(comp), r->addr,
+					comp == 1 ? r->rtp_port : r->rtcp_port);
+			if((rc = insert_line(c, m->end, line)) < 0)
+				return rc;
+		}
+		/* RFC 8840 §4.1: our candidates are complete */
+		if((rc = insert_line(c, m->end, "a=end-of-candidates")) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static bool take_u32(struct kice_slice *rest, uint32_t *v)
+{
+	struct kice_slice tok;
+
+	do {
+		if(!kice_slice_token(rest, ' ', &tok))
+			return false;
+	} while(tok.len == 0);
+	return kice_slice_u32(tok, v);
+}
+
+static bool take(struct kice_slice *rest, struct kice_slice *tok)
+{
+	do {
+		if(!kice_slice_token(rest, ' ', tok))
+			return false;
+	} while(tok->len == 0);
+	return true;
+}
+
+int kice_sdp_cand_parse(struct kice_slice val, struct kice_sdp_cand *c)
+{
+	struct kice_slice rest = val, tok, tr, k, v;
+	uint32_t n;
+
+	memset(c, 0, sizeof(*c));
+	/* RFC 8839 §5.1: candidate-attribute = "candidate" ":" foundation SP
+	 * component-id SP transport SP priority SP connection-address SP port
+	 * SP cand-type [SP rel-addr] [SP rel-port] *(SP cand-extension) */
+	if(!take(&rest, &c->foundation) || c->foundation.len > 32)
+		return -EBADMSG;
+	if(!take_u32(&rest, &n) || n < 1 || n > 256)
+		return -EBADMSG;
+	c->component = (uint8_t)(n > 255 ? 255 : n);
+	if(!take(&rest, &tr))
+		return -EBADMSG;
+	c->udp = kice_slice_eqi(tr, "UDP");
+	if(!take_u32(&rest, &c->priority) || c->priority == 0)
+		return -EBADMSG;
+	if(!take(&rest, &c->addr))
+		return -EBADMSG;
+	if(!take_u32(&rest, &n) || n > 65535)
+		return -EBADMSG;
+	c->port = (uint16_t)n;
+	if(!take(&rest, &tok) || !kice_slice_eq(tok, "typ")
+			|| !take(&rest, &c->type))
+		return -EBADMSG;
+	while(take(&rest, &k)) {
+		if(!take(&rest, &v))
+			break; /* a lone extension name: tolerated */
+		if(kice_slice_eq(k, "raddr"))
+			c->raddr = v;
+		else if(kice_slice_eq(k, "rport")) {
+			if(!kice_slice_u32(v, &n) || n > 65535)
+				return -EBADMSG;
+			c->rport = (uint16_t)n;
+		}
+	}
+	return 0;
+}
+
 int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 		struct kice_sdp_edits *out)
 {
@@ -274,6 +410,7 @@ int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 		case KICE_ICE_PASS:
 			return 0;
 		case KICE_ICE_REMOVE:
+		case KICE_ICE_FORCE:
 			break;
 		default:
 			KICE_ERR("sdp rewrite: ICE mode %d not supported", (int)mode);
@@ -289,5 +426,7 @@ int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 		rc = drop_ice(&c);
 	if(rc == 0)
 		rc = anchor(&c);
+	if(rc == 0 && mode == KICE_ICE_FORCE)
+		rc = add_relay_ice(&c);
 	return rc;
 }

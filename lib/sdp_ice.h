@@ -4,7 +4,9 @@
  * Given a parsed body and, per m-line, the relay address and ports that
  * anchor it, kice_sdp_rewrite() builds the edits that turn the body into
  * what is sent on (DESIGN.md §4). Modes implemented: remove, pass; default
- * resolves to force when the body carries ICE, else to remove.
+ * resolves to force when the body carries ICE, else to remove. force
+ * replaces the endpoint's ICE description with the relay's own: its
+ * ufrag/pwd and one host candidate per component at the relay address.
  */
 #ifndef KICE_SDP_ICE_H
 #define KICE_SDP_ICE_H
@@ -34,6 +36,10 @@ struct kice_rewrite_media
 struct kice_rewrite
 {
 	enum kice_ice_mode mode;
+	/* force: the relay's own ICE description toward the recipient */
+	char ufrag[33], pwd[65]; /* RFC 8839 ice-chars, NUL-terminated */
+	bool lite;				 /* a=ice-lite at session level */
+	bool trickle;			 /* a=ice-options:trickle at session level */
 	unsigned nmedia; /* must equal sdp->nmedia */
 	struct kice_rewrite_media media[KICE_SDP_MAX_MEDIA];
 };
@@ -72,5 +78,27 @@ bool kice_sdp_is_ice_attr(struct kice_slice name);
  */
 int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 		struct kice_sdp_edits *out);
+
+/* One a=candidate value (RFC 8839 §5.1), slices into the body. */
+struct kice_sdp_cand
+{
+	struct kice_slice foundation;
+	uint8_t component; /* 1..256 capped to 255 */
+	bool udp;		   /* transport UDP (others are not used by the relay) */
+	uint32_t priority;
+	struct kice_slice addr; /* IP literal or an mDNS/FQDN name */
+	uint16_t port;
+	struct kice_slice type; /* host, srflx, prflx, relay */
+	struct kice_slice raddr;
+	uint16_t rport;
+};
+
+/* Parse the value of an a=candidate line (after "candidate:"). Borrows
+ * val. 0 or -EBADMSG. */
+int kice_sdp_cand_parse(struct kice_slice val, struct kice_sdp_cand *c);
+
+/* The relay's host candidate priority (RFC 8445 §5.1.2.1: type preference
+ * 126, local preference 65535) for a component */
+uint32_t kice_sdp_host_priority(unsigned component);
 
 #endif
