@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "call.h"
 #include "fwd.h"
 #include "log.h"
@@ -104,11 +106,132 @@ static enum kice_ice_mode mode_of(const struct kice_flags *fl)
 			return KICE_ICE_FORCE;
 		case KICE_FLAG_ICE_RELAY:
 			return KICE_ICE_RELAY;
-		default:
-			/* DESIGN.md §4 default is force when the SDP carried ICE;
-			 * until the ICE agent lands, the default is remove */
+		case KICE_FLAG_ICE_REMOVE:
 			return KICE_ICE_REMOVE;
+		default:
+			/* DESIGN.md §4: force if the SDP carried ICE, else remove */
+			return KICE_ICE_DEFAULT;
 	}
+}
+
+/* RFC 8839 §5.4 credentials from a CSPRNG: ice-chars are exactly the
+ * base64 alphabet, so each random byte gives 6 bits */
+static int random_ice_chars(char *out, size_t n)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+							"0123456789+/";
+	unsigned char r[64];
+	size_t i;
+
+	if(n > sizeof(r) || RAND_bytes(r, (int)n) != 1)
+		return -EAGAIN;
+	for(i = 0; i < n; i++)
+		out[i] = a[r[i] & 63];
+	out[n] = '\0';
+	return 0;
+}
+
+static int new_side_creds(struct kice_side *sd)
+{
+	if(random_ice_chars(sd->ufrag, 8) < 0 || random_ice_chars(sd->pwd, 24) < 0)
+		return -EAGAIN;
+	sd->ice_gen++;
+	return 0;
+}
+
+static uint32_t hash_slice(struct kice_slice s)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for(i = 0; i < s.len; i++) {
+		h ^= (uint8_t)s.p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static uint8_t cand_type(struct kice_slice t)
+{
+	if(kice_slice_eq(t, "srflx"))
+		return 1;
+	if(kice_slice_eq(t, "prflx"))
+		return 2;
+	if(kice_slice_eq(t, "relay"))
+		return 3;
+	return 0;
+}
+
+/* The sender's ICE description: credentials (media level of the first
+ * m-line that has them, else session level) and, per m-line, its UDP
+ * candidates with IP literals (mDNS names are learned from checks).
+ * Returns true when its credentials changed (an ICE restart). */
+static bool learn_ice(struct kice_endpoint *ep, const struct kice_sdp *sdp)
+{
+	struct kice_slice uf = sdp->ice_ufrag, pw = sdp->ice_pwd;
+	char nuf[KICE_UFRAG_MAX + 1] = "", npw[KICE_PWD_MAX + 1] = "";
+	bool restart = false;
+	unsigned i;
+
+	for(i = 0; i < sdp->nmedia; i++)
+		if(sdp->media[i].port && sdp->media[i].ice_ufrag.len) {
+			uf = sdp->media[i].ice_ufrag;
+			pw = sdp->media[i].ice_pwd;
+			break;
+		}
+	ep->ice = kice_sdp_has_ice(sdp) && uf.len && pw.len
+			  && kice_slice_cpy(nuf, sizeof(nuf), uf)
+			  && kice_slice_cpy(npw, sizeof(npw), pw);
+	ep->ice_lite = ep->ice && sdp->ice_lite;
+	if(!ep->ice)
+		return false;
+	if(ep->ufrag[0]
+			&& (strcmp(ep->ufrag, nuf) != 0 || strcmp(ep->pwd, npw) != 0)) {
+		/* RFC 8445 §9: new ufrag and pwd mean an ICE restart */
+		restart = true;
+	}
+	if(restart || !ep->ufrag[0])
+		ep->ice_gen++;
+	memcpy(ep->ufrag, nuf, sizeof(nuf));
+	memcpy(ep->pwd, npw, sizeof(npw));
+
+	for(i = 0; i < sdp->nmedia && i < KICE_MAX_STREAMS; i++) {
+		const struct kice_sdp_media *md = &sdp->media[i];
+		struct kice_ep_stream *st = &ep->st[i];
+		struct kice_sdp_line l;
+		struct kice_slice name, v;
+		struct kice_sdp_cand c;
+		uint32_t pos = md->off;
+
+		st->ncand = 0;
+		st->eoc = md->end_of_candidates;
+		while(pos < md->end && kice_sdp_line_next(sdp->buf, md->end, &pos, &l)) {
+			struct kice_rcand *rc;
+
+			if(l.type != 'a')
+				continue;
+			kice_sdp_attr_split(l.val, &name, &v);
+			if(!kice_slice_eq(name, "candidate")
+					|| kice_sdp_cand_parse(v, &c) < 0 || !c.udp
+					|| c.component > 2)
+				continue;
+			if(st->ncand >= KICE_MAX_RCAND) {
+				KICE_DBG("more than %d candidates in m-line %u, extra ignored",
+						KICE_MAX_RCAND, i);
+				break;
+			}
+			rc = &st->cand[st->ncand];
+			memset(rc, 0, sizeof(*rc));
+			if(!kice_addr_set(&rc->addr, c.addr, c.port))
+				continue; /* mDNS or FQDN: learned as peer-reflexive */
+			rc->comp = c.component;
+			rc->type = cand_type(c.type);
+			rc->prio = c.priority;
+			rc->foundation = hash_slice(c.foundation);
+			st->ncand++;
+		}
+	}
+	return restart;
 }
 
 int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
@@ -126,7 +249,7 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	uint32_t h;
 	unsigned i;
 	int side, rside, ifi, rc;
-	bool created = false;
+	bool created = false, offer;
 
 	*why = "";
 	if(c == NULL || m == NULL || fl == NULL || out == NULL
@@ -140,19 +263,20 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 		*why = sdp.why ? sdp.why : "malformed SDP";
 		return rc;
 	}
+	mode = kice_sdp_ice_mode(&sdp, mode);
 	if(mode == KICE_ICE_PASS)
 		return 0;
-	if(mode != KICE_ICE_REMOVE) {
-		*why = "ICE mode not available in this build";
-		return -ENOTSUP;
-	}
 	if(sdp.nmedia > KICE_MAX_STREAMS) {
 		*why = "too many m-lines";
 		return -ENOSPC;
 	}
-	if(fl->lite || fl->transport.len || fl->dtls > 0 || fl->sdes > 0) {
-		*why = "flag not supported with mode remove in this build";
+	if(fl->transport.len || fl->dtls > 0 || fl->sdes > 0) {
+		*why = "transport conversion not available in this build";
 		return -ENOTSUP;
+	}
+	if(fl->lite && mode != KICE_ICE_FORCE) {
+		*why = "flag lite needs mode force";
+		return -EINVAL;
 	}
 
 	h = kice_table_hash(c->t, m->callid);
@@ -184,6 +308,37 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 		goto out;
 	}
 	rside = 1 - side;
+	offer = m->op == KICE_OP_OFFER || created;
+
+	/* ICE: the sender's description, and ours toward the recipient */
+	if(learn_ice(ep, &sdp) && s->side[side].ufrag[0]) {
+		KICE_INFO("session %u: ICE restart by %s", s->id,
+				side ? "callee" : "caller");
+		if(new_side_creds(&s->side[side]) < 0) {
+			*why = "no random bytes for ICE credentials";
+			rc = -EIO;
+			goto out;
+		}
+	}
+	if(offer && ep->ice && !ep->ice_lite)
+		s->side[side].ice_controlling = false; /* it offered: it controls */
+	else if(offer && ep->ice_lite)
+		s->side[side].ice_controlling = true;
+	s->side[rside].ice_mode = (uint8_t)mode;
+	if(mode == KICE_ICE_FORCE) {
+		struct kice_side *rs = &s->side[rside];
+		if(!rs->ufrag[0] && new_side_creds(rs) < 0) {
+			*why = "no random bytes for ICE credentials";
+			rc = -EIO;
+			goto out;
+		}
+		rs->ice_lite = fl->lite;
+		if(offer)
+			rs->ice_controlling = !fl->lite; /* the offerer controls */
+		if(fl->lite && side == 0 && ep->ice_lite)
+			KICE_ERR("session %u: ICE-lite endpoint facing an ICE-lite relay: "
+					 "no agent will check (configuration error)", s->id);
+	}
 
 	/* the interfaces each side's ports live on, fixed at first use */
 	if(!side_has_ports(&s->side[rside])) {
@@ -209,6 +364,12 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	memset(&rw, 0, sizeof(rw));
 	rw.mode = mode;
 	rw.nmedia = sdp.nmedia;
+	if(mode == KICE_ICE_FORCE) {
+		memcpy(rw.ufrag, s->side[rside].ufrag, sizeof(s->side[rside].ufrag));
+		memcpy(rw.pwd, s->side[rside].pwd, sizeof(s->side[rside].pwd));
+		rw.lite = fl->lite;
+		rw.trickle = fl->trickle;
+	}
 	for(i = 0; i < sdp.nmedia; i++) {
 		const struct kice_sdp_media *md = &sdp.media[i];
 

@@ -11,21 +11,63 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "fwd.h"
+#include "ice.h"
 #include "log.h"
 #include "rtp.h"
+#include "sdp_ice.h"
 
 #define BATCH 32
 #define PKT_MAX 2048
 #define TICK_MS 200
 #define RELATCH_OK 1
 
+#define NEPS (1 + KICE_MAX_CALLEES) /* caller, then callee[i] */
+#define ICE_TICK_MS 10
+
+struct fwd;
+struct fsess;
+
+/* the relay's ICE agent toward one endpoint for one m-line (force) */
+struct fagent
+{
+	struct kice_ice ice;
+	struct fwd *f;
+	struct fsess *fs;
+	uint8_t e, side, stream;
+	uint32_t ep_gen, side_gen; /* credentials generation it runs with */
+	unsigned nadded;		   /* remote candidates given to it */
+	int last_state;
+};
+
+/* mode relay: what the relay learned from the checks it carried for one
+ * m-line (indexes: [side][component-1]) */
+#define TPEND 16
+struct tstream
+{
+	struct kice_addr learned[2][2]; /* sources of checks seen */
+	struct kice_addr valid[2][2];	/* sources of checks the far end answered */
+	struct
+	{
+		bool used;
+		uint8_t side, comp;
+		uint8_t tid[KICE_STUN_TID_LEN];
+		struct kice_addr src;
+	} pend[TPEND];
+	unsigned next;
+};
+
 /* forwarder-private state of one session */
 struct fsess
 {
+	struct tstream *tr[KICE_MAX_STREAMS];
 	struct fsess *next; /* id hash chain */
 	struct kice_session *s;
 	uint32_t id;
+	struct fagent *ag[NEPS][KICE_MAX_STREAMS];
+	unsigned nagents;
 	struct kice_session snap; /* worker-written fields, copied on UPDATE */
 	unsigned nports;
 	uint16_t ports[2 * KICE_MAX_STREAMS]; /* RTP ports of its pairs */
@@ -48,6 +90,8 @@ struct fwd
 	uint32_t nroutes;
 	struct fsess *hash[1024];
 	uint64_t now;
+	uint64_t next_ice_ms;
+	unsigned nagents; /* in all sessions */
 	bool kicked;
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
@@ -218,11 +262,175 @@ static struct fsess *fs_find(struct fwd *f, uint32_t id)
 	return NULL;
 }
 
+static struct route *route_of(struct fwd *f, uint16_t port);
+static void ice_sync(struct fwd *f, struct fsess *fs);
+
 static void fs_snapshot(struct fwd *f, struct fsess *fs)
 {
 	kice_bucket_lock(f->t, fs->s->hash);
 	memcpy(&fs->snap, fs->s, sizeof(fs->snap));
 	kice_bucket_unlock(f->t, fs->s->hash);
+	ice_sync(f, fs);
+}
+
+static const struct kice_endpoint *snap_ep(const struct fsess *fs, int e)
+{
+	return e == 0 ? &fs->snap.caller : &fs->snap.callee[e - 1];
+}
+
+static struct kice_endpoint *shm_ep(const struct fsess *fs, int e)
+{
+	return e == 0 ? &fs->s->caller : &fs->s->callee[e - 1];
+}
+
+static void agent_send(void *ctx, uint8_t local_idx, const struct kice_addr *dst,
+		const uint8_t *pkt, size_t len)
+{
+	struct fagent *a = ctx;
+	struct route *r;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	uint16_t port = a->fs->snap.side[a->side].port[a->stream];
+
+	r = port ? route_of(a->f, (uint16_t)(port + local_idx)) : NULL;
+	if(r == NULL || r->fd < 0)
+		return;
+	sl = kice_addr_to_sa(dst, &ss);
+	if(sendto(r->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
+		KICE_DBG("ice: send to port %u failed: %s", port + local_idx,
+				strerror(errno));
+}
+
+static void agent_free(struct fwd *f, struct fsess *fs, int e, int st)
+{
+	if(fs->ag[e][st] == NULL)
+		return;
+	OPENSSL_cleanse(&fs->ag[e][st]->ice.cfg, sizeof(fs->ag[e][st]->ice.cfg));
+	free(fs->ag[e][st]);
+	fs->ag[e][st] = NULL;
+	fs->nagents--;
+	f->nagents--;
+	shm_ep(fs, e)->st[st].ice_state = 0;
+}
+
+static void agent_add_remotes(struct fagent *a, const struct kice_ep_stream *es)
+{
+	struct kice_ice_cand c;
+	unsigned i;
+
+	for(i = a->nadded; i < es->ncand; i++) {
+		memset(&c, 0, sizeof(c));
+		c.component = es->cand[i].comp;
+		c.type = (enum kice_cand_type)es->cand[i].type;
+		c.priority = es->cand[i].prio;
+		snprintf(c.foundation, sizeof(c.foundation), "%x",
+				es->cand[i].foundation);
+		c.addr = es->cand[i].addr;
+		if(kice_ice_add_remote(&a->ice, &c) < 0)
+			KICE_DBG("ice: remote candidate %u not usable", i);
+	}
+	a->nadded = es->ncand;
+	if(es->eoc || es->ncand > 0)
+		kice_ice_end_of_candidates(&a->ice);
+}
+
+static struct fagent *agent_new(struct fwd *f, struct fsess *fs, int e, int st)
+{
+	const struct kice_endpoint *ep = snap_ep(fs, e);
+	int side = e == 0 ? 0 : 1;
+	const struct kice_side *sd = &fs->snap.side[side];
+	const struct kice_addr *ip;
+	struct kice_ice_cfg cfg;
+	struct kice_addr la;
+	struct fagent *a;
+	unsigned c;
+
+	if(f->cfg->ifaces == NULL || sd->iface >= f->cfg->nifaces)
+		return NULL;
+	ip = &f->cfg->ifaces[sd->iface];
+	a = calloc(1, sizeof(*a));
+	if(a == NULL)
+		return NULL;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.lite = sd->ice_lite;
+	cfg.role = sd->ice_controlling ? KICE_ICE_CONTROLLING : KICE_ICE_CONTROLLED;
+	RAND_bytes((unsigned char *)&cfg.tie_breaker, sizeof(cfg.tie_breaker));
+	snprintf(cfg.lufrag, sizeof(cfg.lufrag), "%s", sd->ufrag);
+	snprintf(cfg.lpwd, sizeof(cfg.lpwd), "%s", sd->pwd);
+	snprintf(cfg.rufrag, sizeof(cfg.rufrag), "%s", ep->ufrag);
+	snprintf(cfg.rpwd, sizeof(cfg.rpwd), "%s", ep->pwd);
+	cfg.remote_lite = ep->ice_lite;
+	cfg.ncomp = ep->st[st].rtcp_mux ? 1 : 2;
+	cfg.send = agent_send;
+	cfg.ctx = a;
+	a->f = f;
+	a->fs = fs;
+	a->e = (uint8_t)e;
+	a->side = (uint8_t)side;
+	a->stream = (uint8_t)st;
+	if(kice_ice_init(&a->ice, &cfg) < 0) {
+		KICE_ERR("session %u: cannot start ICE for m-line %d (bad credentials)",
+				fs->id, st);
+		free(a);
+		return NULL;
+	}
+	for(c = 0; c < cfg.ncomp; c++) {
+		la = *ip;
+		la.port = (uint16_t)(sd->port[st] + c);
+		kice_ice_add_local(&a->ice, (uint8_t)(c + 1), (uint8_t)c, &la);
+	}
+	a->ep_gen = ep->ice_gen;
+	a->side_gen = sd->ice_gen;
+	a->last_state = -1;
+	fs->nagents++;
+	f->nagents++;
+	return a;
+}
+
+/* Bring the session's agents in line with its description: one per
+ * endpoint and m-line where the SDP sent to that endpoint was `force` and
+ * the endpoint does ICE. */
+static void ice_sync(struct fwd *f, struct fsess *fs)
+{
+	int e, st, side;
+
+	for(e = 0; e < NEPS; e++) {
+		const struct kice_endpoint *ep = snap_ep(fs, e);
+
+		side = e == 0 ? 0 : 1;
+		for(st = 0; st < KICE_MAX_STREAMS; st++) {
+			const struct kice_side *sd = &fs->snap.side[side];
+			const struct kice_ep_stream *es = &ep->st[st];
+			struct fagent *a = fs->ag[e][st];
+			bool want = ep->used && ep->ice && es->present && !es->disabled
+						&& sd->port[st] && sd->ice_mode == KICE_ICE_FORCE
+						&& sd->ufrag[0] && fs->snap.state != KICE_SESS_DELETED;
+
+			if(!want) {
+				agent_free(f, fs, e, st);
+				continue;
+			}
+			if(a && (a->ep_gen != ep->ice_gen || a->side_gen != sd->ice_gen)) {
+				/* RFC 8445 §9: ICE restart */
+				if(kice_ice_restart(&a->ice, sd->ufrag, sd->pwd, ep->ufrag,
+						   ep->pwd)
+						< 0) {
+					agent_free(f, fs, e, st);
+					a = NULL;
+				} else {
+					a->ep_gen = ep->ice_gen;
+					a->side_gen = sd->ice_gen;
+					a->nadded = 0;
+				}
+			}
+			if(a == NULL) {
+				a = fs->ag[e][st] = agent_new(f, fs, e, st);
+				if(a == NULL)
+					continue;
+			}
+			agent_add_remotes(a, es);
+		}
+	}
 }
 
 static struct fsess *fs_get(struct fwd *f, const struct kice_fwd_msg *m)
@@ -377,7 +585,13 @@ static void fs_free(struct fwd *f, struct fsess *fs)
 {
 	struct fsess **pp;
 	unsigned i;
+	int e, st;
 
+	for(e = 0; e < NEPS; e++)
+		for(st = 0; st < KICE_MAX_STREAMS; st++)
+			agent_free(f, fs, e, st);
+	for(st = 0; st < KICE_MAX_STREAMS; st++)
+		free(fs->tr[st]);
 	for(i = 0; i < fs->nports; i++) {
 		route_close(f, fs->ports[i]);
 		route_close(f, (uint16_t)(fs->ports[i] + 1));
@@ -453,6 +667,234 @@ static void expire(struct fwd *f)
 		}
 }
 
+/* publish an agent's state for RPC and statistics */
+static void ice_mirror(struct fwd *f, struct fagent *a)
+{
+	struct kice_ep_stream *es = &shm_ep(a->fs, a->e)->st[a->stream];
+	const struct kice_ice_stats *st = kice_ice_stats(&a->ice);
+	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
+	int state = (int)kice_ice_state(&a->ice);
+	const struct kice_addr *sel;
+	uint8_t c;
+
+	es->ice_state = (uint8_t)(state + 1);
+	es->ice_checks_sent = st->checks_sent;
+	es->ice_checks_recv = st->checks_recv;
+	es->ice_auth_fail = st->auth_failures;
+	for(c = 0; c < 2; c++) {
+		sel = kice_ice_selected(&a->ice, (uint8_t)(c + 1), NULL);
+		if(sel)
+			es->selected[c] = *sel;
+		else
+			memset(&es->selected[c], 0, sizeof(es->selected[c]));
+	}
+	if(state != a->last_state) {
+		if(state == KICE_ICE_COMPLETED)
+			sh->ice_successes++;
+		else if(state == KICE_ICE_FAILED)
+			sh->ice_failures++;
+		if(a->last_state >= 0 || state != KICE_ICE_NEW)
+			KICE_DBG("session %u: ICE m-line %u toward %s: %s", a->fs->id,
+					a->stream, a->side ? "callee" : "caller",
+					kice_ice_state_name((enum kice_ice_state)state));
+		a->last_state = state;
+	}
+}
+
+static void ice_tick_all(struct fwd *f)
+{
+	uint64_t now_us = f->now * 1000u;
+	struct fsess *fs;
+	struct fagent *a;
+	uint32_t i;
+	int e, st;
+
+	for(i = 0; i < 1024; i++)
+		for(fs = f->hash[i]; fs; fs = fs->next) {
+			if(fs->nagents == 0)
+				continue;
+			for(e = 0; e < NEPS; e++)
+				for(st = 0; st < KICE_MAX_STREAMS; st++) {
+					a = fs->ag[e][st];
+					if(a == NULL)
+						continue;
+					if(kice_ice_next_deadline(&a->ice) <= now_us)
+						kice_ice_tick(&a->ice, now_us);
+					ice_mirror(f, a);
+				}
+		}
+}
+
+/* STUN on a relay port: the agent toward the endpoint that sent it */
+static void on_stun(struct fwd *f, struct route *r, const struct kice_addr *src,
+		const uint8_t *pkt, size_t len)
+{
+	struct fsess *fs = r->fs;
+	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
+	struct fagent *a = NULL, *tried = NULL;
+	int e, rc = -ENOENT;
+
+	sh->stun_requests++;
+	for(e = r->side == 0 ? 0 : 1; e < (r->side == 0 ? 1 : NEPS); e++) {
+		a = fs->ag[e][r->stream];
+		if(a == NULL)
+			continue;
+		tried = a;
+		rc = kice_ice_input(&a->ice, f->now * 1000u, r->comp, src, pkt, len);
+		if(rc != -EACCES)
+			break;
+	}
+	if(tried)
+		ice_mirror(f, rc == -EACCES || a == NULL ? tried : a);
+	if(rc == -EACCES)
+		sh->stun_auth_failures++;
+	if(rc < 0 || rc == 0)
+		sh->pkts_dropped++;
+}
+
+static void count(struct kice_counters *c, bool in, size_t len)
+{
+	if(in) {
+		c->pkts_in++;
+		c->bytes_in += len;
+	} else {
+		c->pkts_out++;
+		c->bytes_out += len;
+	}
+}
+
+/* mode relay on both sides of an m-line whose endpoints both do ICE */
+static bool transparent(const struct fsess *fs, int st,
+		const struct kice_endpoint **caller, const struct kice_endpoint **callee)
+{
+	const struct kice_session *sn = &fs->snap;
+	int ai = sn->active_callee;
+
+	if(sn->side[0].ice_mode != KICE_ICE_RELAY
+			|| sn->side[1].ice_mode != KICE_ICE_RELAY || ai >= KICE_MAX_CALLEES)
+		return false;
+	*caller = &sn->caller;
+	*callee = &sn->callee[ai];
+	return sn->caller.ice && sn->callee[ai].used && sn->callee[ai].ice
+		   && sn->caller.st[st].present && sn->callee[ai].st[st].present;
+}
+
+static void send_from(struct fwd *f, const struct fsess *fs, int side, int st,
+		int comp, const struct kice_addr *to, const uint8_t *pkt, size_t len)
+{
+	uint16_t port = fs->snap.side[side].port[st];
+	struct route *out = port ? route_of(f, (uint16_t)(port + comp)) : NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = kice_addr_to_sa(to, &ss);
+
+	if(out && out->fd >= 0 && sl)
+		sendto(out->fd, pkt, len, 0, (struct sockaddr *)&ss, sl);
+}
+
+/*
+ * Mode relay: carry checks and media between the legs like a TURN server
+ * carries them for its client, so that each endpoint's agent checks the
+ * whole path. Checks are verified with the answering endpoint's password
+ * (the relay knows both from the SDP); media is accepted only from an
+ * address whose check the far endpoint answered successfully, and sent
+ * only to such an address.
+ */
+static void relay_transparent(struct fwd *f, struct route *r,
+		const struct kice_addr *src, const uint8_t *pkt, size_t len,
+		enum kice_pkt_kind kind, const struct kice_endpoint *eps[2])
+{
+	struct fsess *fs = r->fs;
+	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
+	int S = r->side, D = 1 - S, c = r->comp, i = r->stream, k;
+	struct kice_endpoint *sndm = S == 0 ? &fs->s->caller
+										: &fs->s->callee[fs->snap.active_callee];
+	struct kice_endpoint *dstm = D == 0 ? &fs->s->caller
+										: &fs->s->callee[fs->snap.active_callee];
+	struct tstream *ts = fs->tr[i];
+	struct kice_stun_msg m;
+	const struct kice_addr *to;
+	const char *pwd;
+	unsigned cls;
+
+	if(ts == NULL) {
+		ts = fs->tr[i] = calloc(1, sizeof(*ts));
+		if(ts == NULL)
+			goto drop;
+	}
+	if(kind == KICE_PKT_STUN) {
+		sh->stun_requests++;
+		if(kice_stun_parse(&m, pkt, len) < 0)
+			goto drop;
+		cls = kice_stun_class(m.type);
+		if(cls == KICE_STUN_CLASS_INDICATION) {
+			to = ts->learned[D][c].af ? &ts->learned[D][c]
+									  : &eps[D]->st[i].sdp[c];
+			if(to->af)
+				send_from(f, fs, D, i, c, to, pkt, len);
+			return;
+		}
+		/* a request is keyed with its recipient's password, a response
+		 * with its sender's (RFC 8445 §7.2.2, §7.3.1) */
+		pwd = cls == KICE_STUN_CLASS_REQUEST ? eps[D]->pwd : eps[S]->pwd;
+		if(kice_stun_check_integrity(&m, (const uint8_t *)pwd, strlen(pwd))
+						!= 0
+				|| kice_stun_check_fingerprint(&m) == -EACCES) {
+			sh->stun_auth_failures++;
+			sndm->st[i].ice_auth_fail++;
+			goto drop;
+		}
+		if(cls == KICE_STUN_CLASS_REQUEST) {
+			ts->learned[S][c] = *src;
+			k = (int)(ts->next++ % TPEND);
+			ts->pend[k].used = true;
+			ts->pend[k].side = (uint8_t)S;
+			ts->pend[k].comp = (uint8_t)c;
+			memcpy(ts->pend[k].tid, m.tid, KICE_STUN_TID_LEN);
+			ts->pend[k].src = *src;
+			sndm->st[i].ice_checks_sent++;
+			to = ts->learned[D][c].af ? &ts->learned[D][c]
+									  : &eps[D]->st[i].sdp[c];
+			if(to->af == 0 || to->port == 0)
+				goto drop;
+			send_from(f, fs, D, i, c, to, pkt, len);
+			return;
+		}
+		/* a response from S to a check that D's endpoint sent */
+		ts->learned[S][c] = *src;
+		for(k = 0; k < TPEND; k++)
+			if(ts->pend[k].used && ts->pend[k].side == D
+					&& memcmp(ts->pend[k].tid, m.tid, KICE_STUN_TID_LEN) == 0)
+				break;
+		if(k == TPEND)
+			goto drop;
+		ts->pend[k].used = false;
+		if(cls == KICE_STUN_CLASS_SUCCESS) {
+			ts->valid[D][ts->pend[k].comp] = ts->pend[k].src;
+			dstm->st[i].latched[ts->pend[k].comp] = ts->pend[k].src;
+			sndm->st[i].ice_checks_recv++;
+		}
+		send_from(f, fs, D, i, ts->pend[k].comp, &ts->pend[k].src, pkt, len);
+		return;
+	}
+	if(kind != KICE_PKT_RTP && kind != KICE_PKT_RTCP)
+		goto drop;
+	if(!kice_addr_eq(&ts->valid[S][c], src))
+		goto drop; /* not validated by the far end: no latching */
+	count(&sndm->st[i].cnt[c], true, len);
+	__atomic_store_n(&fs->s->last_media_ms, f->now, __ATOMIC_RELAXED);
+	to = &ts->valid[D][c];
+	if(to->af == 0)
+		goto drop;
+	send_from(f, fs, D, i, c, to, pkt, len);
+	count(&dstm->st[i].cnt[c], false, len);
+	sh->pkts_relayed++;
+	sh->bytes_relayed += len;
+	return;
+drop:
+	sh->pkts_dropped++;
+	sndm->st[i].cnt[c].dropped++;
+}
+
 /* the endpoint of side that sent from src (latching), or NULL */
 static struct kice_endpoint *sender_ep(struct fsess *fs, const struct route *r,
 		const struct kice_addr *src, int *idx)
@@ -484,16 +926,6 @@ static struct kice_endpoint *sender_ep(struct fsess *fs, const struct route *r,
 	return NULL;
 }
 
-static void count(struct kice_counters *c, bool in, size_t len)
-{
-	if(in) {
-		c->pkts_in++;
-		c->bytes_in += len;
-	} else {
-		c->pkts_out++;
-		c->bytes_out += len;
-	}
-}
 
 static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 		size_t len, const struct sockaddr *sa)
@@ -509,7 +941,8 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	struct sockaddr_storage ss;
 	struct route *out;
 	enum kice_pkt_kind kind;
-	int idx, dside, dc, ai;
+	struct fagent *sa_, *da;
+	int idx = -1, dside, dc, ai = 0;
 	bool mux;
 	socklen_t sl;
 	uint16_t oport;
@@ -517,18 +950,54 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	if(fs->snap.state == KICE_SESS_DELETED || !kice_addr_from_sa(&src, sa))
 		goto drop;
 	kind = kice_pkt_classify(pkt, len);
+	{
+		const struct kice_endpoint *eps[2];
+		if(transparent(fs, r->stream, &eps[0], &eps[1])) {
+			relay_transparent(f, r, &src, pkt, len, kind, eps);
+			return;
+		}
+	}
+	if(kind == KICE_PKT_STUN) {
+		on_stun(f, r, &src, pkt, len);
+		return;
+	}
 	if(kind != KICE_PKT_RTP && kind != KICE_PKT_RTCP)
-		goto drop; /* STUN/DTLS: not handled by this relay mode */
-	snd = sender_ep(fs, r, &src, &idx);
+		goto drop; /* DTLS: not handled by this relay mode */
+	sa_ = NULL;
+	snd = NULL;
+	if(fs->nagents) {
+		/* an ICE leg: media only from an address a check validated */
+		int e, e0 = r->side == 0 ? 0 : 1, e1 = r->side == 0 ? 1 : NEPS;
+		for(e = e0; e < e1; e++) {
+			struct fagent *a = fs->ag[e][r->stream];
+			if(a && kice_ice_source_ok(&a->ice,
+							a->ice.cfg.ncomp == 1 ? 1 : (uint8_t)(r->comp + 1),
+							&src)) {
+				sa_ = a;
+				idx = e - 1;
+				snd = shm_ep(fs, e);
+				break;
+			}
+			if(a && r->side == 0)
+				goto drop;
+		}
+	}
+	if(snd == NULL)
+		snd = sender_ep(fs, r, &src, &idx);
 	if(snd == NULL)
 		goto drop;
 	snd_snap = r->side == 0 ? &fs->snap.caller : &fs->snap.callee[idx];
+	if(sa_ == NULL && fs->ag[r->side == 0 ? 0 : 1 + idx][r->stream])
+		goto drop; /* ICE leg, unvalidated source */
 	st = &snd->st[r->stream];
 	cnt = &st->cnt[r->comp];
 	lat = &st->latched[r->comp];
-	/* symmetric latching: the first source is the endpoint's real address;
-	 * a new source is accepted only shortly after that endpoint's SDP */
-	if(lat->af == 0) {
+	if(sa_) {
+		*lat = src;
+	} else if(lat->af == 0) {
+		/* symmetric latching: the first source is the endpoint's real
+		 * address; a new source is accepted only shortly after that
+		 * endpoint's SDP */
 		*lat = src;
 	} else if(!kice_addr_eq(lat, &src)) {
 		if(f->now > snd_snap->relatch_until_ms)
@@ -540,6 +1009,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 
 	dside = 1 - r->side;
 	if(dside == 0) {
+		ai = -1;
 		dst = &s->caller;
 		dst_snap = &fs->snap.caller;
 	} else {
@@ -554,12 +1024,23 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 		goto drop;
 	mux = snd_snap->st[r->stream].rtcp_mux && dst_snap->st[r->stream].rtcp_mux;
 	dc = (kind == KICE_PKT_RTCP && !mux) ? 1 : 0;
-	to = dst->st[r->stream].latched[dc];
-	if(to.af == 0)
-		to = dst_snap->st[r->stream].sdp[dc];
+	oport = fs->snap.side[dside].port[r->stream];
+	da = fs->ag[dside == 0 ? 0 : 1 + ai][r->stream];
+	if(da) {
+		uint8_t lidx = 0;
+		const struct kice_addr *sel = kice_ice_selected(&da->ice,
+				da->ice.cfg.ncomp == 1 ? 1 : (uint8_t)(dc + 1), &lidx);
+		if(sel == NULL)
+			goto drop; /* not connected (yet), or consent lost */
+		to = *sel;
+		dc = lidx;
+	} else {
+		to = dst->st[r->stream].latched[dc];
+		if(to.af == 0)
+			to = dst_snap->st[r->stream].sdp[dc];
+	}
 	if(to.af == 0 || to.port == 0 || kice_addr_is_any(&to))
 		goto drop;
-	oport = fs->snap.side[dside].port[r->stream];
 	out = oport ? route_of(f, (uint16_t)(oport + dc)) : NULL;
 	if(out == NULL || out->fd < 0)
 		goto drop;
@@ -628,7 +1109,7 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 	while(cfg->stop == NULL || *cfg->stop == 0) {
 		if(cfg->tick)
 			cfg->tick();
-		n = epoll_wait(f->ep, evs, 64, TICK_MS);
+		n = epoll_wait(f->ep, evs, 64, f->nagents ? ICE_TICK_MS : TICK_MS);
 		f->now = kice_now_ms();
 		for(k = 0; k < n; k++) {
 			if(evs[k].data.u32 == CTL_TAG) {
@@ -637,6 +1118,10 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 			}
 			if(evs[k].data.u32 < f->nroutes)
 				on_media(f, &f->routes[evs[k].data.u32]);
+		}
+		if(f->nagents && f->now >= f->next_ice_ms) {
+			f->next_ice_ms = f->now + ICE_TICK_MS;
+			ice_tick_all(f);
 		}
 		if(f->now - last_tick >= TICK_MS) {
 			last_tick = f->now;

@@ -42,6 +42,8 @@ struct kice_fwd_cfg
 	uint32_t media_timeout_s;	/* 0 = never */
 	uint32_t session_timeout_s; /* 0 = never */
 	int tos;
+	const struct kice_addr *ifaces; /* local address per interface index */
+	unsigned nifaces;
 	volatile int *stop;			/* tests: return when *stop != 0 */
 	void (*tick)(void);			/* host hook, called once per loop (may be NULL) */
 };

@@ -329,6 +329,72 @@ static int add_relay_ice(struct ctx *c)
 	return 0;
 }
 
+/* the highest component among an m-line's candidates (0 if none) */
+static unsigned max_component(const struct kice_sdp *sdp,
+		const struct kice_sdp_media *m, uint32_t *eoc_off)
+{
+	struct kice_sdp_line l;
+	struct kice_slice name, v;
+	struct kice_sdp_cand cd;
+	uint32_t pos = m->off;
+	unsigned mc = 0;
+
+	*eoc_off = m->end;
+	while(pos < m->end && kice_sdp_line_next(sdp->buf, m->end, &pos, &l)) {
+		if(l.type != 'a')
+			continue;
+		kice_sdp_attr_split(l.val, &name, &v);
+		if(kice_slice_eq(name, "end-of-candidates"))
+			*eoc_off = l.off;
+		else if(kice_slice_eq(name, "candidate")
+				&& kice_sdp_cand_parse(v, &cd) == 0 && cd.component > mc)
+			mc = cd.component;
+	}
+	return mc;
+}
+
+/* Stage (relay): the endpoint's ICE kept; the relay's own candidates added
+ * with the lowest type preference, before any a=end-of-candidates */
+static int add_relay_candidates(struct ctx *c)
+{
+	const struct kice_sdp *sdp = c->sdp;
+	char line[200];
+	unsigned i, comp, ncomp;
+	uint32_t at;
+	int rc;
+
+	for(i = 0; i < sdp->nmedia; i++) {
+		const struct kice_sdp_media *m = &sdp->media[i];
+		const struct kice_rewrite_media *r = &c->rw->media[i];
+
+		if(r->skip)
+			continue;
+		ncomp = max_component(sdp, m, &at);
+		if(ncomp == 0)
+			continue; /* this m-line does no ICE: plain anchoring */
+		if(ncomp > 2)
+			ncomp = 2;
+		for(comp = 1; comp <= ncomp; comp++) {
+			uint16_t port = comp == 1 ? r->rtp_port : r->rtcp_port;
+			/* RFC 8445 §5.1.2.2: relayed candidates get type preference
+			 * 0, so every other path wins where it works */
+			snprintf(line, sizeof(line),
+					"a=candidate:kice%u %u UDP %u %s %u typ relay raddr %s "
+					"rport %u",
+					comp, comp, kice_sdp_relay_priority(comp), r->addr, port,
+					r->addr, port);
+			if((rc = insert_line(c, at, line)) < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+uint32_t kice_sdp_relay_priority(unsigned component)
+{
+	return (0u << 24) | (65535u << 8) | (256u - (component & 0xff));
+}
+
 static bool take_u32(struct kice_slice *rest, uint32_t *v)
 {
 	struct kice_slice tok;
@@ -411,6 +477,7 @@ int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 			return 0;
 		case KICE_ICE_REMOVE:
 		case KICE_ICE_FORCE:
+		case KICE_ICE_RELAY:
 			break;
 		default:
 			KICE_ERR("sdp rewrite: ICE mode %d not supported", (int)mode);
@@ -422,11 +489,13 @@ int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 	c.ed = out;
 	c.eol = sdp->crlf ? "\r\n" : "\n";
 	rc = check(&c);
-	if(rc == 0)
+	if(rc == 0 && mode != KICE_ICE_RELAY)
 		rc = drop_ice(&c);
 	if(rc == 0)
 		rc = anchor(&c);
 	if(rc == 0 && mode == KICE_ICE_FORCE)
 		rc = add_relay_ice(&c);
+	if(rc == 0 && mode == KICE_ICE_RELAY)
+		rc = add_relay_candidates(&c);
 	return rc;
 }

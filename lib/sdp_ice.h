@@ -7,6 +7,8 @@
  * resolves to force when the body carries ICE, else to remove. force
  * replaces the endpoint's ICE description with the relay's own: its
  * ufrag/pwd and one host candidate per component at the relay address.
+ * relay keeps the endpoint's ICE and adds the relay as a `typ relay`
+ * candidate of the lowest priority per component it uses.
  */
 #ifndef KICE_SDP_ICE_H
 #define KICE_SDP_ICE_H
@@ -100,5 +102,8 @@ int kice_sdp_cand_parse(struct kice_slice val, struct kice_sdp_cand *c);
 /* The relay's host candidate priority (RFC 8445 §5.1.2.1: type preference
  * 126, local preference 65535) for a component */
 uint32_t kice_sdp_host_priority(unsigned component);
+
+/* The relay's candidate priority in mode relay (type preference 0) */
+uint32_t kice_sdp_relay_priority(unsigned component);
 
 #endif

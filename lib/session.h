@@ -30,6 +30,9 @@
 #define KICE_MAX_CALLEES 3
 #define KICE_CALLID_MAX 128
 #define KICE_TAG_MAX 64
+#define KICE_MAX_RCAND 8	  /* remote candidates kept per stream */
+#define KICE_UFRAG_MAX 32 /* RFC 8839 allows 256; longer is refused */
+#define KICE_PWD_MAX 64
 
 enum kice_sess_state
 {
@@ -46,12 +49,29 @@ struct kice_counters
 	uint64_t dropped;			  /* refused or undeliverable */
 };
 
+/* A remote ICE candidate from the endpoint's SDP (or trickled) */
+struct kice_rcand
+{
+	uint8_t comp;
+	uint8_t type; /* 0 host, 1 srflx, 2 prflx, 3 relay */
+	uint32_t prio;
+	uint32_t foundation; /* hash of the foundation string */
+	struct kice_addr addr;
+};
+
 /* One endpoint's view of one m-line. */
 struct kice_ep_stream
 {
+	uint8_t ncand;
+	bool eoc; /* a=end-of-candidates seen */
+	struct kice_rcand cand[KICE_MAX_RCAND];
 	bool present;	 /* the endpoint's SDP had this m-line */
 	bool rtcp_mux;	 /* its SDP offered/accepted a=rtcp-mux */
 	bool disabled;	 /* port 0 */
+	/* ICE as the forwarder sees it (forwarder-written, for RPC) */
+	uint8_t ice_state;			 /* enum kice_ice_state + 1, 0 = no agent */
+	uint32_t ice_checks_sent, ice_checks_recv, ice_auth_fail;
+	struct kice_addr selected[2]; /* the selected pair's remote address */
 	struct kice_addr sdp[2];	 /* RTP, RTCP as its SDP advertised */
 	struct kice_addr latched[2]; /* learned from its packets (forwarder) */
 	struct kice_counters cnt[2]; /* forwarder-written */
@@ -64,12 +84,21 @@ struct kice_endpoint
 	char tag[KICE_TAG_MAX];
 	uint32_t gen;				/* bumped by each SDP it sends */
 	uint64_t relatch_until_ms;	/* re-latching allowed until (monotonic) */
+	bool ice;					/* its SDP carried ICE */
+	bool ice_lite;				/* ... as an ICE-lite agent */
+	uint32_t ice_gen;			/* bumped when its credentials change */
+	char ufrag[KICE_UFRAG_MAX + 1], pwd[KICE_PWD_MAX + 1];
 	struct kice_ep_stream st[KICE_MAX_STREAMS];
 };
 
 struct kice_side
 {
 	uint8_t iface;							/* interface index */
+	uint8_t ice_mode;	/* enum kice_ice_mode of the SDP last sent to it */
+	bool ice_lite;		/* we declared a=ice-lite to it */
+	bool ice_controlling; /* our role toward it (full agent) */
+	uint32_t ice_gen;	/* bumped when our credentials toward it change */
+	char ufrag[9], pwd[25]; /* our credentials toward it (CSPRNG) */
 	uint16_t port[KICE_MAX_STREAMS];		/* RTP port (RTCP = +1), 0 = none */
 };
 
@@ -106,6 +135,7 @@ struct kice_fwd_shared
 	pthread_mutex_t lock;
 	struct kice_session *dead;	 /* sessions to close and free */
 	uint64_t pkts_relayed, bytes_relayed, pkts_dropped;
+	uint64_t stun_requests, stun_auth_failures, ice_successes, ice_failures;
 	uint32_t sessions;			 /* sessions it owns */
 	int pid;
 };

@@ -262,7 +262,9 @@ static void fwd_tick(void)
 
 static void fwd_main(int idx)
 {
+	static struct kice_addr addrs[KICE_MAX_IFACES];
 	struct kice_fwd_cfg cfg;
+	int i;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.t = ice_ctx.t;
@@ -272,6 +274,10 @@ static void fwd_main(int idx)
 	cfg.session_timeout_s = (uint32_t)ice_session_timeout;
 	cfg.tos = media_tos;
 	cfg.tick = fwd_tick;
+	for(i = 0; i < nifaces; i++)
+		addrs[i] = ifaces[i].local;
+	cfg.ifaces = addrs;
+	cfg.nifaces = (unsigned)nifaces;
 	if(cfg_child_init() < 0)
 		LM_ERR("forwarder %d: cfg_child_init failed\n", idx);
 	/* kice_fwd_run never returns while it can work; if it cannot even

@@ -25,6 +25,12 @@ static const char *state_name(int st)
 	}
 }
 
+static const char *ice_state_name(int s)
+{
+	static const char *const n[] = {"new", "running", "completed", "failed"};
+	return s >= 0 && s < 4 ? n[s] : "?";
+}
+
 static void add_endpoint(rpc_t *rpc, void *ctx, void *legs,
 		const struct kice_session *s, const struct kice_endpoint *ep,
 		int side, const char *role)
@@ -49,11 +55,20 @@ static void add_endpoint(rpc_t *rpc, void *ctx, void *legs,
 			return;
 		rpc->struct_add(sh, "dddd", "index", i, "rtcp_mux", (int)st->rtcp_mux,
 				"disabled", (int)st->disabled, "relay_port", (int)port);
+		rpc->struct_add(sh, "sddddd", "ice",
+				st->ice_state == 0 ? (ep->ice ? "not-terminated" : "none")
+								   : ice_state_name(st->ice_state - 1),
+				"ice_candidates", (int)st->ncand, "ice_checks_sent",
+				(int)st->ice_checks_sent, "ice_checks_received",
+				(int)st->ice_checks_recv, "ice_auth_failures",
+				(int)st->ice_auth_fail, "ice_end_of_candidates", (int)st->eoc);
 		if(rpc->struct_add(sh, "[", "components", &ca) < 0)
 			return;
 		for(c = 0; c < 2; c++) {
 			if(rpc->array_add(ca, "{", &ch) < 0)
 				return;
+			rpc->struct_add(ch, "s", "ice_selected",
+					kice_addr_str(&st->selected[c], a1, sizeof(a1)));
 			rpc->struct_add(ch, "ddssjjjjj", "component", c + 1, "local_port",
 					port ? port + c : 0, "remote",
 					kice_addr_str(&st->sdp[c], a1, sizeof(a1)), "latched",
@@ -188,6 +203,27 @@ static counter_val_t st_dropped(void)
 	return (counter_val_t)sum_fwd(offsetof(struct kice_fwd_shared, pkts_dropped));
 }
 
+static counter_val_t st_stun(void)
+{
+	return (counter_val_t)sum_fwd(offsetof(struct kice_fwd_shared, stun_requests));
+}
+
+static counter_val_t st_stun_fail(void)
+{
+	return (counter_val_t)sum_fwd(
+			offsetof(struct kice_fwd_shared, stun_auth_failures));
+}
+
+static counter_val_t st_ice_ok(void)
+{
+	return (counter_val_t)sum_fwd(offsetof(struct kice_fwd_shared, ice_successes));
+}
+
+static counter_val_t st_ice_fail(void)
+{
+	return (counter_val_t)sum_fwd(offsetof(struct kice_fwd_shared, ice_failures));
+}
+
 static counter_val_t st_ports(void)
 {
 	uint32_t used = 0, total = 0;
@@ -205,6 +241,10 @@ stat_export_t ice_stats[] = {
 	{"bytes_relayed", STAT_IS_FUNC, (stat_var **)st_bytes},
 	{"packets_dropped", STAT_IS_FUNC, (stat_var **)st_dropped},
 	{"ports_in_use", STAT_IS_FUNC, (stat_var **)st_ports},
+	{"stun_requests", STAT_IS_FUNC, (stat_var **)st_stun},
+	{"stun_auth_failures", STAT_IS_FUNC, (stat_var **)st_stun_fail},
+	{"ice_successes", STAT_IS_FUNC, (stat_var **)st_ice_ok},
+	{"ice_failures", STAT_IS_FUNC, (stat_var **)st_ice_fail},
 	{0, 0, 0}
 };
 /* clang-format on */
@@ -217,6 +257,10 @@ static void rpc_stats(rpc_t *rpc, void *ctx)
 	kice_ports_usage(ice_ctx.t->ports, &used, &total);
 	if(rpc->add(ctx, "{", &h) < 0)
 		return;
+	rpc->struct_add(h, "jjjj", "stun_requests", (unsigned long)st_stun(),
+			"stun_auth_failures", (unsigned long)st_stun_fail(),
+			"ice_successes", (unsigned long)st_ice_ok(), "ice_failures",
+			(unsigned long)st_ice_fail());
 	rpc->struct_add(h, "jjjjjjjd", "sessions_active",
 			(unsigned long)ice_ctx.t->sessions_active, "sessions_total",
 			(unsigned long)ice_ctx.t->sessions_total, "packets_relayed",

@@ -21,6 +21,9 @@
 
 #include "call.h"
 #include "fwd.h"
+#include "ice.h"
+#include "sdp.h"
+#include "sdp_ice.h"
 #include "log.h"
 #include "rtp.h"
 
@@ -64,6 +67,8 @@ static int setup(void **state)
 	e.cfg.ctl_fd = e.sv[1];
 	e.cfg.media_timeout_s = 0;
 	e.cfg.stop = &e.stop;
+	e.cfg.ifaces = &e.ifc.local;
+	e.cfg.nifaces = 1;
 	assert_int_equal(pthread_create(&e.th, NULL, fwd_thread, &e), 0);
 	*state = &e;
 	return 0;
@@ -530,6 +535,324 @@ static void test_ipv6_call(void **state)
 	close(fb);
 }
 
+/* ---- ICE through the relay, with lib/ice agents as the endpoints ---- */
+
+struct peer
+{
+	int fd;
+	uint16_t port;
+	struct kice_ice ice;
+	int media;		 /* media packets received */
+	uint16_t from;	 /* source port of the last one */
+};
+
+static void peer_send(void *ctx, uint8_t li, const struct kice_addr *dst,
+		const uint8_t *pkt, size_t len)
+{
+	struct peer *p = ctx;
+	struct sockaddr_storage ss;
+	socklen_t sl = kice_addr_to_sa(dst, &ss);
+
+	(void)li;
+	sendto(p->fd, pkt, len, 0, (struct sockaddr *)&ss, sl);
+}
+
+static uint64_t now_us(void)
+{
+	return kice_now_ms() * 1000u;
+}
+
+/* run both agents for up to ms, or until both are completed when
+ * until_done */
+static void pump(struct peer *a, struct peer *b, int ms, bool until_done)
+{
+	uint64_t end = kice_now_ms() + (uint64_t)ms;
+	struct peer *ps[2] = {a, b};
+	uint8_t buf[2048];
+	int i, n;
+
+	while(kice_now_ms() < end) {
+		struct pollfd pf[2] = {{a->fd, POLLIN, 0}, {b->fd, POLLIN, 0}};
+		poll(pf, 2, 5);
+		for(i = 0; i < 2; i++) {
+			struct sockaddr_storage ss;
+			socklen_t l = sizeof(ss);
+			struct kice_addr src;
+			while((n = (int)recvfrom(ps[i]->fd, buf, sizeof(buf), MSG_DONTWAIT,
+						   (struct sockaddr *)&ss, &l))
+					> 0) {
+				kice_addr_from_sa(&src, (struct sockaddr *)&ss);
+				if(kice_ice_input(&ps[i]->ice, now_us(), 0, &src, buf, (size_t)n)
+						== 0) {
+					ps[i]->media++;
+					ps[i]->from = src.port;
+				}
+				l = sizeof(ss);
+			}
+			kice_ice_tick(&ps[i]->ice, now_us());
+		}
+		if(until_done && kice_ice_state(&a->ice) == KICE_ICE_COMPLETED
+				&& kice_ice_state(&b->ice) == KICE_ICE_COMPLETED)
+			break;
+	}
+}
+
+static void peer_init(struct peer *p, const char *ufrag, const char *pwd,
+		bool controlling)
+{
+	struct kice_ice_cfg cfg;
+	struct kice_addr la;
+
+	memset(p, 0, sizeof(*p));
+	p->fd = udp_sock(&p->port);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.role = controlling ? KICE_ICE_CONTROLLING : KICE_ICE_CONTROLLED;
+	cfg.tie_breaker = controlling ? 0x1111 : 0x2222;
+	strcpy(cfg.lufrag, ufrag);
+	strcpy(cfg.lpwd, pwd);
+	strcpy(cfg.rufrag, "xxxx"); /* set from the SDP it receives */
+	strcpy(cfg.rpwd, "xxxxxxxxxxxxxxxxxxxxxx");
+	cfg.ncomp = 1;
+	cfg.send = peer_send;
+	cfg.ctx = p;
+	assert_int_equal(kice_ice_init(&p->ice, &cfg), 0);
+	memset(&la, 0, sizeof(la));
+	la.af = 4;
+	la.ip[0] = 127;
+	la.ip[3] = 1;
+	la.port = p->port;
+	assert_int_equal(kice_ice_add_local(&p->ice, 1, 0, &la), 0);
+}
+
+/* feed the ICE description of an SDP the peer received to its agent */
+static void peer_learn(struct peer *p, const char *body, size_t len)
+{
+	static struct kice_sdp sdp;
+	struct kice_sdp_line l;
+	struct kice_slice name, v;
+	struct kice_sdp_cand c;
+	struct kice_ice_cand ic;
+	char uf[40], pw[70];
+	uint32_t pos = 0;
+
+	assert_int_equal(kice_sdp_parse(&sdp, body, len), 0);
+	assert_true(kice_slice_cpy(uf, sizeof(uf), sdp.media[0].ice_ufrag.len
+					? sdp.media[0].ice_ufrag : sdp.ice_ufrag));
+	assert_true(kice_slice_cpy(pw, sizeof(pw), sdp.media[0].ice_pwd.len
+					? sdp.media[0].ice_pwd : sdp.ice_pwd));
+	{
+		char lu[40], lp[70];
+		strcpy(lu, p->ice.cfg.lufrag);
+		strcpy(lp, p->ice.cfg.lpwd);
+		assert_int_equal(kice_ice_restart(&p->ice, lu, lp, uf, pw), 0);
+	}
+	while(kice_sdp_line_next(body, len, &pos, &l)) {
+		if(l.type != 'a')
+			continue;
+		kice_sdp_attr_split(l.val, &name, &v);
+		if(!kice_slice_eq(name, "candidate") || kice_sdp_cand_parse(v, &c) < 0
+				|| c.component != 1)
+			continue;
+		memset(&ic, 0, sizeof(ic));
+		ic.component = 1;
+		ic.type = kice_slice_eq(c.type, "relay") ? KICE_CAND_RELAY : KICE_CAND_HOST;
+		ic.priority = c.priority;
+		assert_true(kice_slice_cpy(ic.foundation, sizeof(ic.foundation), c.foundation));
+		assert_true(kice_addr_set(&ic.addr, c.addr, c.port));
+		assert_int_equal(kice_ice_add_remote(&p->ice, &ic), 0);
+	}
+	kice_ice_end_of_candidates(&p->ice);
+}
+
+static const char *ice_sdp_fmt = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"
+								 "c=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+								 "m=audio %u RTP/AVP 0\r\n"
+								 "a=rtcp-mux\r\n"
+								 "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\n"
+								 "a=candidate:1 1 UDP 2130706431 127.0.0.1 %u typ host\r\n"
+								 "a=end-of-candidates\r\n";
+
+static int ice_call(struct env *e, const char *callid, bool req, bool final,
+		const char *ftag, const char *ttag, const char *flags, uint16_t port,
+		uint16_t cand_port, const struct peer *p, char *out, size_t cap)
+{
+	static char body[1024];
+	struct kice_msg m;
+	struct kice_flags fl;
+	const char *why;
+	int n;
+
+	snprintf(body, sizeof(body), ice_sdp_fmt, port, p->ice.cfg.lufrag,
+			p->ice.cfg.lpwd, cand_port);
+	memset(&m, 0, sizeof(m));
+	m.is_request = req;
+	m.final = final;
+	m.op = req ? KICE_OP_OFFER : KICE_OP_ANSWER;
+	m.callid = kice_slice_make(callid, strlen(callid));
+	m.from_tag = kice_slice_make(ftag, strlen(ftag));
+	m.to_tag = kice_slice_make(ttag, ttag ? strlen(ttag) : 0);
+	m.body = body;
+	m.len = strlen(body);
+	assert_int_equal(kice_flags_parse(&fl, flags, strlen(flags), NULL), 0);
+	n = kice_call_sdp(&e->ctx, &m, &fl, out, cap, &why);
+	if(n < 0)
+		print_error("kice_call_sdp: %s\n", why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	return n;
+}
+
+static int send_media(struct peer *p, uint8_t marker)
+{
+	uint8_t li;
+	const struct kice_addr *sel = kice_ice_selected(&p->ice, 1, &li);
+	struct sockaddr_storage ss;
+	uint8_t pkt[172];
+
+	if(sel == NULL)
+		return -1;
+	rtp_pkt(pkt, 1, marker);
+	return (int)sendto(p->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss,
+			kice_addr_to_sa(sel, &ss));
+}
+
+/* force: the relay terminates ICE on each leg; both agents connect to it
+ * and media flows through it, and only after the checks */
+static void test_force_ice(void **state)
+{
+	struct env *e = *state;
+	struct peer a, b;
+	char out[4096];
+	int n, i;
+
+	peer_init(&a, "AAAA", "aaaaaaaaaaaaaaaaaaaaaa", true);
+	peer_init(&b, "BBBB", "bbbbbbbbbbbbbbbbbbbbbb", false);
+	n = ice_call(e, "ice-1", true, false, "fa", NULL, "force", a.port, a.port,
+			&a, out, sizeof(out));
+	assert_null(strstr(out, "AAAA"));
+	assert_non_null(strstr(out, "typ host"));
+	peer_learn(&b, out, (size_t)n);
+	n = ice_call(e, "ice-1", false, true, "fa", "tb", "force", b.port, b.port,
+			&b, out, sizeof(out));
+	assert_null(strstr(out, "BBBB"));
+	peer_learn(&a, out, (size_t)n);
+	pump(&a, &b, 4000, true);
+	assert_int_equal(kice_ice_state(&a.ice), KICE_ICE_COMPLETED);
+	assert_int_equal(kice_ice_state(&b.ice), KICE_ICE_COMPLETED);
+	for(i = 0; i < 10; i++) {
+		assert_true(send_media(&a, 0xa1) > 0);
+		assert_true(send_media(&b, 0xb2) > 0);
+		pump(&a, &b, 20, false);
+	}
+	pump(&a, &b, 100, false);
+	assert_int_equal(a.media, 10);
+	assert_int_equal(b.media, 10);
+	/* both saw the relay, not each other */
+	assert_int_not_equal(a.from, b.port);
+	assert_int_not_equal(b.from, a.port);
+	assert_true(a.from >= PMIN && a.from <= PMAX);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("ice-1"));
+	wait_ports_free(e, 0);
+	assert_true(e->t->fwd[0].ice_successes >= 2);
+	close(a.fd);
+	close(b.fd);
+}
+
+/* force: media from an address no check validated is not relayed */
+static void test_force_ice_unvalidated_media_dropped(void **state)
+{
+	struct env *e = *state;
+	struct peer a, b;
+	char out[4096];
+	uint16_t px, relay_a = 0;
+	int fx = udp_sock(&px), n;
+	uint8_t pkt[172];
+	char *p;
+
+	peer_init(&a, "AAAA", "aaaaaaaaaaaaaaaaaaaaaa", true);
+	peer_init(&b, "BBBB", "bbbbbbbbbbbbbbbbbbbbbb", false);
+	n = ice_call(e, "ice-2", true, false, "fa", NULL, "force", a.port, a.port,
+			&a, out, sizeof(out));
+	peer_learn(&b, out, (size_t)n);
+	n = ice_call(e, "ice-2", false, true, "fa", "tb", "force", b.port, b.port,
+			&b, out, sizeof(out));
+	peer_learn(&a, out, (size_t)n);
+	p = strstr(out, "m=audio ");
+	relay_a = (uint16_t)atoi(p + 8);
+	pump(&a, &b, 4000, true);
+	assert_int_equal(kice_ice_state(&b.ice), KICE_ICE_COMPLETED);
+	rtp_pkt(pkt, 5, 0x66);
+	send_to(fx, relay_a, pkt, sizeof(pkt));
+	pump(&a, &b, 200, false);
+	assert_int_equal(b.media, 0);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("ice-2"));
+	wait_ports_free(e, 0);
+	close(a.fd);
+	close(b.fd);
+	close(fx);
+}
+
+/* relay: both endpoints' candidates kept, the relay's added; when the
+ * endpoints can reach each other they go peer-to-peer and the relay sees
+ * no media; when their own candidates are dead, the relay path wins */
+static void relay_case(struct env *e, const char *callid, bool reachable)
+{
+	struct peer a, b;
+	char out[4096];
+	uint16_t dead_a, dead_b;
+	int fda = udp_sock(&dead_a), fdb = udp_sock(&dead_b), n, i;
+	uint64_t relayed;
+
+	close(fda); /* closed ports: checks to them fail */
+	close(fdb);
+	peer_init(&a, "AAAA", "aaaaaaaaaaaaaaaaaaaaaa", true);
+	peer_init(&b, "BBBB", "bbbbbbbbbbbbbbbbbbbbbb", false);
+	n = ice_call(e, callid, true, false, "fa", NULL, "relay",
+			reachable ? a.port : dead_a, reachable ? a.port : dead_a, &a, out,
+			sizeof(out));
+	assert_non_null(strstr(out, "a=ice-ufrag:AAAA"));
+	assert_non_null(strstr(out, "typ relay"));
+	peer_learn(&b, out, (size_t)n);
+	n = ice_call(e, callid, false, true, "fa", "tb", "relay",
+			reachable ? b.port : dead_b, reachable ? b.port : dead_b, &b, out,
+			sizeof(out));
+	peer_learn(&a, out, (size_t)n);
+	relayed = e->t->fwd[0].pkts_relayed;
+	pump(&a, &b, 6000, true);
+	assert_int_equal(kice_ice_state(&a.ice), KICE_ICE_COMPLETED);
+	assert_int_equal(kice_ice_state(&b.ice), KICE_ICE_COMPLETED);
+	for(i = 0; i < 10; i++) {
+		assert_true(send_media(&a, 0xa1) > 0);
+		assert_true(send_media(&b, 0xb2) > 0);
+		pump(&a, &b, 20, false);
+	}
+	pump(&a, &b, 100, false);
+	assert_int_equal(a.media, 10);
+	assert_int_equal(b.media, 10);
+	if(reachable) {
+		assert_int_equal(a.from, b.port);
+		assert_int_equal(e->t->fwd[0].pkts_relayed, relayed);
+	} else {
+		assert_true(a.from >= PMIN && a.from <= PMAX);
+		assert_true(b.from >= PMIN && b.from <= PMAX);
+		assert_int_equal(e->t->fwd[0].pkts_relayed - relayed, 20);
+	}
+	kice_call_delete(&e->ctx, kice_slice_make(callid, strlen(callid)));
+	wait_ports_free(e, 0);
+	close(a.fd);
+	close(b.fd);
+}
+
+static void test_relay_p2p_wins(void **state)
+{
+	relay_case(*state, "relay-p2p", true);
+}
+
+static void test_relay_path_when_p2p_fails(void **state)
+{
+	relay_case(*state, "relay-via", false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,6 +863,10 @@ int main(void)
 		cmocka_unit_test(test_port_exhaustion_and_recovery),
 		cmocka_unit_test(test_malformed_sdp_no_session),
 		cmocka_unit_test(test_ipv6_call),
+		cmocka_unit_test(test_force_ice),
+		cmocka_unit_test(test_force_ice_unvalidated_media_dropped),
+		cmocka_unit_test(test_relay_p2p_wins),
+		cmocka_unit_test(test_relay_path_when_p2p_fails),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

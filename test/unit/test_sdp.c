@@ -654,15 +654,18 @@ static void test_default_mode(void **state)
 
 	(void)state;
 	assert_non_null(ed);
-	/* carried ICE: default is force, not implemented yet */
+	/* carried ICE: default is force, which needs the relay's credentials */
 	p = parse_file("chrome-offer", &buf);
 	assert_int_equal(kice_sdp_ice_mode(p, KICE_ICE_DEFAULT), KICE_ICE_FORCE);
 	rw_fill(p, &rw, KICE_ICE_DEFAULT, KICE_AF_INET, RELAY);
 	assert_int_equal(kice_sdp_rewrite(p, &rw, ed), -EINVAL);
 	rw.mode = KICE_ICE_FORCE;
 	assert_int_equal(kice_sdp_rewrite(p, &rw, ed), -EINVAL);
+	strcpy(rw.ufrag, "Rly1");
+	strcpy(rw.pwd, "RelayPasswordRelayPass");
+	assert_int_equal(kice_sdp_rewrite(p, &rw, ed), 0);
 	rw.mode = KICE_ICE_RELAY;
-	assert_int_equal(kice_sdp_rewrite(p, &rw, ed), -EINVAL);
+	assert_int_equal(kice_sdp_rewrite(p, &rw, ed), 0);
 	assert_int_equal(kice_sdp_ice_mode(p, KICE_ICE_PASS), KICE_ICE_PASS);
 	free(buf);
 	free(p);

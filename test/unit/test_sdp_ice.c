@@ -26,7 +26,16 @@ static size_t load(const char *path, char *buf, size_t cap)
 	return n;
 }
 
+static void mode_golden(const char *in, const char *expect, bool lite,
+		enum kice_ice_mode mode);
+
 static void force_golden(const char *in, const char *expect, bool lite)
+{
+	mode_golden(in, expect, lite, KICE_ICE_FORCE);
+}
+
+static void mode_golden(const char *in, const char *expect, bool lite,
+		enum kice_ice_mode mode)
 {
 	static char buf[65536], want[65536], out[65536];
 	static struct kice_sdp sdp;
@@ -38,7 +47,7 @@ static void force_golden(const char *in, const char *expect, bool lite)
 
 	assert_int_equal(kice_sdp_parse(&sdp, buf, n), 0);
 	memset(&rw, 0, sizeof(rw));
-	rw.mode = KICE_ICE_FORCE;
+	rw.mode = mode;
 	rw.nmedia = sdp.nmedia;
 	rw.lite = lite;
 	strcpy(rw.ufrag, "Rly1");
@@ -55,7 +64,7 @@ static void force_golden(const char *in, const char *expect, bool lite)
 	assert_int_equal((size_t)m, wn);
 	assert_memory_equal(out, want, wn);
 	/* what we send parses, and carries exactly our ICE description */
-	{
+	if(mode == KICE_ICE_FORCE) {
 		static struct kice_sdp o;
 		assert_int_equal(kice_sdp_parse(&o, out, (size_t)m), 0);
 		assert_int_equal(o.ice_lite, lite);
@@ -89,6 +98,25 @@ static void test_force_linphone(void **state)
 	(void)state;
 	force_golden("test/data/sdp/linphone-offer.sdp",
 			"test/data/sdp/linphone-offer.force.expect", false);
+}
+
+/* relay: the endpoint's ICE kept, ours added as typ relay, lowest
+ * priority, before a=end-of-candidates */
+static void test_relay_firefox(void **state)
+{
+	(void)state;
+	mode_golden("test/data/sdp/firefox-offer.sdp",
+			"test/data/sdp/firefox-offer.relay.expect", false, KICE_ICE_RELAY);
+}
+
+static void test_relay_bria(void **state)
+{
+	(void)state;
+	mode_golden("test/data/sdp/bria-offer.sdp",
+			"test/data/sdp/bria-offer.relay.expect", false, KICE_ICE_RELAY);
+	assert_true(kice_sdp_relay_priority(1) < kice_sdp_host_priority(1));
+	/* lower than any srflx (type preference 100) or prflx (110) */
+	assert_true(kice_sdp_relay_priority(1) < (100u << 24));
 }
 
 static void test_force_bad_credentials(void **state)
@@ -190,6 +218,8 @@ int main(void)
 		cmocka_unit_test(test_force_chrome_lite),
 		cmocka_unit_test(test_force_linphone),
 		cmocka_unit_test(test_force_bad_credentials),
+		cmocka_unit_test(test_relay_firefox),
+		cmocka_unit_test(test_relay_bria),
 		cmocka_unit_test(test_host_priority),
 		cmocka_unit_test(test_candidate_parse),
 	};
