@@ -49,7 +49,7 @@ OUT_ROOT = os.environ.get("ICE_TEST_OUT", "/tmp/icet-out")
 
 RELAY_PORT_MIN = 35000
 RELAY_PORT_MAX = 35999
-NS_PREFIX = "icet-"
+NS_PREFIX = os.environ.get("ICE_NS_PREFIX", "icet-")
 
 # RTP from sipp's rtp_stream: 20 ms PCMU packets, 50 per second.
 RTP_PPS = 50

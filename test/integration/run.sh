@@ -28,7 +28,7 @@ PY=/usr/bin/python3
 # with them.
 sweep() {
 	local ns pids left=0
-	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^icet-'); do
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${ICE_NS_PREFIX:-icet-}"); do
 		left=1
 		pids=$(ip netns pids "$ns" 2>/dev/null)
 		if [ -n "$pids" ]; then
