@@ -52,6 +52,9 @@ $(MODULE): build/lib/libkice.a $(wildcard modules/ice/*.c modules/ice/*.h) \
 	$(MAKE) -C modules/ice COREPATH=$(COREPATH) quiet=silent
 	@strings -a $@ | grep -q "^$$(kamailio -v | sed -n 's/^version: //p' | sed 's/ *$$//')" \
 		|| { echo "ice.so: version string does not match kamailio -v"; exit 1; }
+	@printf '#!KAMAILIO\nloadmodule "%s"\nrequest_route { exit; }\n' $(CURDIR)/$@ > build/modcheck.cfg
+	@kamailio -c -f build/modcheck.cfg >build/modcheck.log 2>&1 \
+		|| { cat build/modcheck.log; echo "ice.so: Debian's kamailio cannot load it"; rm -f $@; exit 1; }
 
 build/unit/%: test/unit/%.c $(LIB_SRCS) $(LIB_HDRS) | build/.deps
 	@mkdir -p build/unit
