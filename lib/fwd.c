@@ -93,6 +93,14 @@ struct fwd
 	uint64_t next_ice_ms;
 	unsigned nagents; /* in all sessions */
 	bool kicked;
+	/* outgoing batch: flushed with sendmmsg, one call per run of the same
+	 * socket, at the end of each receive batch */
+	unsigned on;
+	struct mmsghdr omsgs[BATCH];
+	struct iovec oiov[BATCH];
+	struct sockaddr_storage odst[BATCH];
+	int ofd[BATCH];
+	struct kice_counters *ocnt[BATCH];
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	struct sockaddr_storage src[BATCH];
@@ -752,6 +760,55 @@ static void on_stun(struct fwd *f, struct route *r, const struct kice_addr *src,
 		sh->pkts_dropped++;
 }
 
+static void out_flush(struct fwd *f)
+{
+	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
+	unsigned i = 0, j, k;
+	int n;
+
+	while(i < f->on) {
+		for(j = i; j < f->on && f->ofd[j] == f->ofd[i]; j++)
+			;
+		n = sendmmsg(f->ofd[i], &f->omsgs[i], j - i, MSG_DONTWAIT);
+		if(n < 0)
+			n = 0;
+		for(k = i; k < j; k++) {
+			size_t len = f->oiov[k].iov_len;
+			if(k < i + (unsigned)n) {
+				f->ocnt[k]->pkts_out++;
+				f->ocnt[k]->bytes_out += len;
+				sh->pkts_relayed++;
+				sh->bytes_relayed += len;
+			} else {
+				f->ocnt[k]->dropped++;
+				sh->pkts_dropped++;
+			}
+		}
+		i = j;
+	}
+	f->on = 0;
+}
+
+/* queue pkt (borrowed until the flush: it lives in f->buf) for sending */
+static void out_queue(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
+		const struct kice_addr *to, struct kice_counters *cnt)
+{
+	unsigned k;
+
+	if(f->on == BATCH)
+		out_flush(f);
+	k = f->on++;
+	f->ofd[k] = fd;
+	f->ocnt[k] = cnt;
+	f->oiov[k].iov_base = (void *)pkt;
+	f->oiov[k].iov_len = len;
+	memset(&f->omsgs[k], 0, sizeof(f->omsgs[k]));
+	f->omsgs[k].msg_hdr.msg_iov = &f->oiov[k];
+	f->omsgs[k].msg_hdr.msg_iovlen = 1;
+	f->omsgs[k].msg_hdr.msg_name = &f->odst[k];
+	f->omsgs[k].msg_hdr.msg_namelen = kice_addr_to_sa(to, &f->odst[k]);
+}
+
 static void count(struct kice_counters *c, bool in, size_t len)
 {
 	if(in) {
@@ -885,10 +942,13 @@ static void relay_transparent(struct fwd *f, struct route *r,
 	to = &ts->valid[D][c];
 	if(to->af == 0)
 		goto drop;
-	send_from(f, fs, D, i, c, to, pkt, len);
-	count(&dstm->st[i].cnt[c], false, len);
-	sh->pkts_relayed++;
-	sh->bytes_relayed += len;
+	{
+		uint16_t port = fs->snap.side[D].port[i];
+		struct route *out = port ? route_of(f, (uint16_t)(port + c)) : NULL;
+		if(out == NULL || out->fd < 0)
+			goto drop;
+		out_queue(f, out->fd, pkt, len, to, &dstm->st[i].cnt[c]);
+	}
 	return;
 drop:
 	sh->pkts_dropped++;
@@ -938,13 +998,11 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	struct kice_addr src, *lat, to;
 	struct kice_ep_stream *st;
 	struct kice_counters *cnt = NULL;
-	struct sockaddr_storage ss;
 	struct route *out;
 	enum kice_pkt_kind kind;
 	struct fagent *sa_, *da;
 	int idx = -1, dside, dc, ai = 0;
 	bool mux;
-	socklen_t sl;
 	uint16_t oport;
 
 	if(fs->snap.state == KICE_SESS_DELETED || !kice_addr_from_sa(&src, sa))
@@ -1044,12 +1102,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	out = oport ? route_of(f, (uint16_t)(oport + dc)) : NULL;
 	if(out == NULL || out->fd < 0)
 		goto drop;
-	sl = kice_addr_to_sa(&to, &ss);
-	if(sendto(out->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
-		goto drop;
-	count(&dst->st[r->stream].cnt[dc], false, len);
-	sh->pkts_relayed++;
-	sh->bytes_relayed += len;
+	out_queue(f, out->fd, pkt, len, &to, &dst->st[r->stream].cnt[dc]);
 	return;
 drop:
 	sh->pkts_dropped++;
@@ -1075,6 +1128,7 @@ static void on_media(struct fwd *f, struct route *r)
 		if(r->fd >= 0 && r->fs)
 			relay_one(f, r, f->buf[i], f->msgs[i].msg_len,
 					(struct sockaddr *)&f->src[i]);
+	out_flush(f);
 }
 
 int kice_fwd_run(const struct kice_fwd_cfg *cfg)
