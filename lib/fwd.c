@@ -654,6 +654,11 @@ static void expire(struct fwd *f)
 			age = f->now - fs->snap.last_signal_ms;
 			if(fs->snap.state == KICE_SESS_DELETED)
 				continue;
+			/* mode relay: media may flow peer-to-peer, never through us;
+			 * only signalling and session_timeout end such a session */
+			if(fs->snap.side[0].ice_mode == KICE_ICE_RELAY
+					&& fs->snap.side[1].ice_mode == KICE_ICE_RELAY)
+				idle = 0;
 			if(!((f->cfg->media_timeout_s
 						 && idle > f->cfg->media_timeout_s * 1000ull
 						 && age > f->cfg->media_timeout_s * 1000ull)
