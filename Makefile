@@ -102,6 +102,8 @@ test: module
 	$(MAKE) unit-asan
 	$(MAKE) fuzz-short
 	$(MAKE) integration
+	$(MAKE) doc-test cfg-test
+	$(MAKE) deb-test
 
 run: module
 	@mkdir -p build/run
@@ -115,3 +117,5 @@ clean:
 
 distclean: clean
 	rm -rf build
+
+-include mk/*.mk
