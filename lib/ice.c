@@ -16,7 +16,7 @@
 #define PKT_MAX 512 /* our requests and responses are < 200 bytes */
 
 /* RFC 8445 §5.1.2.2 recommended type preferences */
-#define TYPE_PREF_HOST	126
+#define TYPE_PREF_HOST 126
 #define TYPE_PREF_PRFLX 110
 
 enum which
@@ -88,8 +88,8 @@ static void set_state(struct kice_ice *a, enum kice_ice_state s, bool restart)
 				kice_ice_state_name(a->state), kice_ice_state_name(s));
 		return;
 	}
-	KICE_INFO("ice %s: %s -> %s", a->cfg.lufrag,
-			kice_ice_state_name(a->state), kice_ice_state_name(s));
+	KICE_INFO("ice %s: %s -> %s", a->cfg.lufrag, kice_ice_state_name(a->state),
+			kice_ice_state_name(s));
 	a->state = s;
 }
 
@@ -120,8 +120,9 @@ static uint32_t ta(const struct kice_ice *a)
 	return a->cfg.ta_us ? a->cfg.ta_us : KICE_ICE_TA_US;
 }
 
-/* RFC 7675 §5.1: "the interval ... SHOULD be randomized ... between 0.8
- * and 1.2 times the basic period" (4 to 6 s by default) */
+/* RFC 7675 §5.1: consent requests are spaced by a randomized interval,
+ * 0.8 to 1.2 times the basic period (4 to 6 s by default), so that
+ * endpoints do not synchronize */
 static uint64_t consent_after(struct kice_ice *a)
 {
 	uint64_t iv = a->cfg.consent_interval_us ? a->cfg.consent_interval_us
@@ -160,8 +161,8 @@ static bool cred_ok(const char *s, size_t min, size_t max, bool ufrag)
 	return true;
 }
 
-static bool creds_ok(
-		const char *lufrag, const char *lpwd, const char *rufrag, const char *rpwd)
+static bool creds_ok(const char *lufrag, const char *lpwd, const char *rufrag,
+		const char *rpwd)
 {
 	return cred_ok(lufrag, KICE_ICE_UFRAG_MIN, KICE_ICE_UFRAG_MAX, true)
 		   && cred_ok(rufrag, KICE_ICE_UFRAG_MIN, KICE_ICE_UFRAG_MAX, true)
@@ -209,7 +210,7 @@ int kice_ice_init(struct kice_ice *a, const struct kice_ice_cfg *cfg)
 uint32_t kice_ice_priority(
 		unsigned type_pref, unsigned local_pref, unsigned component)
 {
-	return ((uint32_t)(type_pref & 0x7e) << 24)
+	return ((uint32_t)(type_pref & 0x7f) << 24)
 		   | ((uint32_t)(local_pref & 0xffff) << 8)
 		   | ((256 - (component & 0xff)) & 0xff);
 }
@@ -234,8 +235,8 @@ static void prio_update(struct kice_ice *a, struct kice_ice_pair *p)
 {
 	uint32_t l = a->local[p->lc].priority, r = a->remote[p->rc].priority;
 
-	p->prio = a->role == KICE_ICE_CONTROLLING ? pair_prio(l, r)
-											   : pair_prio(r, l);
+	p->prio =
+			a->role == KICE_ICE_CONTROLLING ? pair_prio(l, r) : pair_prio(r, l);
 }
 
 static uint8_t comp_of(const struct kice_ice *a, const struct kice_ice_pair *p)
@@ -287,9 +288,9 @@ static struct kice_ice_pair *find_pair(struct kice_ice *a, int lc, int rc)
 }
 
 /* A slot for a new pair of priority prio: a free one, else a failed pair,
- * else the lowest-priority frozen or waiting pair below prio. RFC 8445
- * §6.1.2.5: the agent limits the checklist "by discarding lower-priority
- * candidate pairs". */
+ * else the lowest-priority frozen or waiting pair below prio (RFC 8445
+ * §6.1.2.5: the check list is limited by dropping its lowest-priority
+ * pairs). NULL if the new pair is the one to drop. */
 static struct kice_ice_pair *pair_slot(struct kice_ice *a, uint64_t prio)
 {
 	struct kice_ice_pair *p, *victim = NULL;
@@ -374,15 +375,15 @@ static void host_foundation(char out[33], const struct kice_addr *addr)
 	out[8] = '\0';
 }
 
-int kice_ice_add_local(struct kice_ice *a, uint8_t component,
-		uint8_t local_idx, const struct kice_addr *addr)
+int kice_ice_add_local(struct kice_ice *a, uint8_t component, uint8_t local_idx,
+		const struct kice_addr *addr)
 {
 	struct kice_ice_cand *c;
 	unsigned i, local_pref = 65535;
 	bool seen = false;
 
-	if(a == NULL || !addr_ok(addr) || component < 1
-			|| component > a->cfg.ncomp || find_local(a, local_idx) >= 0)
+	if(a == NULL || !addr_ok(addr) || component < 1 || component > a->cfg.ncomp
+			|| find_local(a, local_idx) >= 0)
 		return -EINVAL;
 	for(i = 0; i < a->nlocal; i++) {
 		if(kice_addr_eq(&a->local[i].addr, addr))
@@ -390,9 +391,9 @@ int kice_ice_add_local(struct kice_ice *a, uint8_t component,
 	}
 	if(a->nlocal == KICE_ICE_MAX_LOCAL)
 		return -ENOSPC;
-	/* RFC 8445 §5.1.2.1: "the local preference MUST be unique for each
-	 * base of the same component" when multihomed: 65535 for the first
-	 * address, one less for each further one (shared by components) */
+	/* RFC 8445 §5.1.2.1: a multihomed agent gives each base of a
+	 * component its own local preference: 65535 for the first address,
+	 * one less for each further one (shared by the components) */
 	for(i = 0; i < a->nlocal && !seen; i++) {
 		if(kice_addr_eq_ip(&a->local[i].addr, addr)) {
 			local_pref = (a->local[i].priority >> 8) & 0xffff;
@@ -510,9 +511,9 @@ static int send_request(struct kice_ice *a, struct kice_ice_pair *p,
 	 * the value computed by the algorithm in Section 5.1.2 for the local
 	 * candidate, but with the candidate type preference of peer-reflexive
 	 * candidates." */
-	kice_stun_wr_priority(&wr,
-			kice_ice_priority(TYPE_PREF_PRFLX, (l->priority >> 8) & 0xffff,
-					l->component));
+	kice_stun_wr_priority(
+			&wr, kice_ice_priority(TYPE_PREF_PRFLX, (l->priority >> 8) & 0xffff,
+						 l->component));
 	/* §7.1.3: "The controlling agent MUST include the ICE-CONTROLLING
 	 * attribute in a Binding request. The controlled agent MUST include
 	 * the ICE-CONTROLLED attribute in a Binding request." */
@@ -526,7 +527,8 @@ static int send_request(struct kice_ice *a, struct kice_ice_pair *p,
 		kice_stun_wr_use_candidate(&wr);
 	kice_stun_wr_integrity(
 			&wr, (const uint8_t *)a->cfg.rpwd, strlen(a->cfg.rpwd));
-	/* §7: "the FINGERPRINT mechanism MUST be used for connectivity checks" */
+	/* RFC 8445 §7: "The FINGERPRINT mechanism MUST be used for
+	 * connectivity checks." */
 	kice_stun_wr_fingerprint(&wr);
 	n = kice_stun_wr_finish(&wr);
 	if(n < 0) {
@@ -556,9 +558,7 @@ static void respond(struct kice_ice *a, int lc, const struct kice_addr *src,
 		kice_stun_wr_xor_mapped(&wr, (const struct sockaddr *)&ss);
 	} else {
 		kice_stun_wr_error_code(&wr, code, reason, strlen(reason));
-		/* RFC 8489 §6.3.1.1: "the error response MUST include an
-		 * UNKNOWN-ATTRIBUTES attribute listing the unknown
-		 * comprehension-required attributes" */
+		/* RFC 8489 §6.3.1.1: 420 lists them in UNKNOWN-ATTRIBUTES */
 		if(code == KICE_STUN_ERR_UNKNOWN_ATTRIBUTE)
 			kice_stun_wr_unknown_attrs(&wr, m->unknown, m->n_unknown);
 	}
@@ -646,16 +646,17 @@ static void nominated(struct kice_ice *a, struct kice_ice_pair *p, uint64_t now)
 		KICE_INFO("ice %s: component %u nominated %s", a->cfg.lufrag, comp,
 				kice_addr_str(&a->remote[p->rc].addr, buf, sizeof(buf)));
 	}
-	/* RFC 8445 §8.1.2: once a pair is nominated for a component, the
-	 * agent removes its frozen and waiting pairs and "cease[s]
-	 * retransmissions" for lower-priority in-progress ones */
+	/* RFC 8445 §8.1.2: once a pair of a component is nominated, its
+	 * other pairs leave the check list and the triggered-check queue,
+	 * and their transactions in progress are cancelled: no more
+	 * retransmissions (a late response is still taken) */
 	for(i = 0; i < a->npairs; i++) {
 		q = &a->pairs[i];
 		if(q == p || comp_of(a, q) != comp || q->nominated)
 			continue;
 		dequeue(q);
 		q->nominating = false;
-		if(q->tx_live && q->prio < p->prio)
+		if(q->tx_live)
 			q->ntx = KICE_ICE_RC;
 	}
 }
@@ -694,7 +695,8 @@ static void transmit(struct kice_ice *a, struct kice_ice_pair *p, uint64_t now)
 			2 * (uint64_t)p->rto_us, max64(KICE_ICE_RTO_MAX_US, p->rto_us));
 }
 
-static void start_check(struct kice_ice *a, struct kice_ice_pair *p, uint64_t now)
+static void start_check(
+		struct kice_ice *a, struct kice_ice_pair *p, uint64_t now)
 {
 	unsigned i, busy = 0;
 
@@ -786,10 +788,11 @@ static bool consent_due_ok(const struct kice_ice_pair *p)
 }
 
 /* RFC 7675 §5.1: a consent request is a Binding request like a check, on
- * the selected pair, each with a new transaction id ("MUST use a new
- * transaction ID"); it is not retransmitted: the next one follows in 4-6 s
- * and consent lasts 30 s. */
-static void send_consent(struct kice_ice *a, struct kice_ice_pair *p, uint64_t now)
+ * the selected pair, each with a new transaction id; it is not
+ * retransmitted: the next one follows 4-6 s later and consent lasts
+ * 30 s after the last response. */
+static void send_consent(
+		struct kice_ice *a, struct kice_ice_pair *p, uint64_t now)
 {
 	uint8_t *tid = p->ctid[p->nctid % KICE_ICE_CONSENT_TIDS];
 
@@ -838,10 +841,11 @@ static bool send_one(struct kice_ice *a, uint64_t now)
 	return false;
 }
 
-/* When the controlling agent nominates for comp (RFC 8445 §8.1.1: it
- * "SHOULD try to nominate" once checks on higher-priority pairs are over,
- * or KICE_ICE_NOMINATE_WAIT_US after the first valid pair), UINT64_MAX if
- * not now. */
+/* When the controlling agent nominates for comp (RFC 8445 §8.1.1,
+ * regular nomination: it picks a valid pair once it deems checking done):
+ * at once when no higher-priority pair of comp is still to be checked,
+ * else KICE_ICE_NOMINATE_WAIT_US after the first valid pair. UINT64_MAX
+ * if not applicable; *out: the pair to nominate. */
 static uint64_t nominate_at(const struct kice_ice *a, uint8_t comp,
 		const struct kice_ice_pair **out)
 {
@@ -956,8 +960,8 @@ static int on_request(struct kice_ice *a, uint64_t now, int lc,
 			err = "unknown USERNAME";
 			if(m->has_username && username_ok(a, m->username)) {
 				err = "bad MESSAGE-INTEGRITY";
-				if(kice_stun_check_integrity(m, (const uint8_t *)a->cfg.lpwd,
-						   strlen(a->cfg.lpwd))
+				if(kice_stun_check_integrity(
+						   m, (const uint8_t *)a->cfg.lpwd, strlen(a->cfg.lpwd))
 						== 0)
 					err = NULL;
 			}
@@ -971,8 +975,9 @@ static int on_request(struct kice_ice *a, uint64_t now, int lc,
 	a->stats.checks_recv++;
 	start(a, now);
 
-	/* RFC 8489 §6.3.1.1: unknown comprehension-required attributes: "the
-	 * server MUST generate an error response ... 420" */
+	/* RFC 8489 §6.3.1.1: a request with unknown comprehension-required
+	 * attributes gets a 420 (Unknown Attribute) error response that lists
+	 * them (checked once the request is authenticated) */
 	if(m->n_unknown > 0) {
 		respond(a, lc, src, m, KICE_STUN_ERR_UNKNOWN_ATTRIBUTE,
 				"Unknown Attribute");
@@ -1040,12 +1045,12 @@ static int on_request(struct kice_ice *a, uint64_t now, int lc,
 		 * consent (RFC 7675 is run by the full peer). */
 		valid(a, p, now);
 	} else if(p->state != KICE_PAIR_SUCCEEDED
-			&& memcmp(p->rx_tid, m->tid, KICE_STUN_TID_LEN) != 0) {
+			  && memcmp(p->rx_tid, m->tid, KICE_STUN_TID_LEN) != 0) {
 		/* §7.3.1.4 triggered checks: In-Progress: "the agent cancels the
-		 * In-Progress transaction" and enqueues the pair; Waiting, Frozen
-		 * or Failed: the pair "is enqueued into the triggered-check
-		 * queue" and set to Waiting. A retransmission of the request
-		 * that triggered the last check triggers nothing more. */
+		 * In-Progress transaction" and queues the pair again; Waiting,
+		 * Frozen or Failed: the pair is set to Waiting and goes to the
+		 * triggered-check queue. A retransmission of the request that
+		 * triggered the last check triggers nothing more. */
 		memcpy(p->rx_tid, m->tid, KICE_STUN_TID_LEN);
 		enqueue(a, p, now);
 	}
@@ -1245,8 +1250,9 @@ static void update_state(struct kice_ice *a, uint64_t now)
 	}
 }
 
-/* RFC 7675 §5.1: "Consent expires after 30 seconds" without a response
- * (for a lite agent: without a check); then the pair may carry no media. */
+/* RFC 7675 §5.1: consent expires 30 s after the last authenticated
+ * response (for a lite agent: the last check); then the endpoint must
+ * stop sending on the pair, and it is no longer selected. */
 static void expire(struct kice_ice *a, uint64_t now)
 {
 	struct kice_ice_pair *p;
@@ -1413,7 +1419,8 @@ const struct kice_addr *kice_ice_selected(
 			*local_idx = a->local[p->lc].local_idx;
 		return &a->remote[p->rc].addr;
 	}
-	if(a->prev_valid[component - 1] && a->now_us < a->prev_until_us[component - 1]) {
+	if(a->prev_valid[component - 1]
+			&& a->now_us < a->prev_until_us[component - 1]) {
 		if(local_idx != NULL)
 			*local_idx = a->prev_lidx[component - 1];
 		return &a->prev_addr[component - 1];
@@ -1432,7 +1439,8 @@ bool kice_ice_source_ok(const struct kice_ice *a, uint8_t component,
 	for(i = 0; i < a->npairs; i++) {
 		p = &a->pairs[i];
 		if(comp_of(a, p) == component && p->state == KICE_PAIR_SUCCEEDED
-				&& !p->consent_lost && kice_addr_eq(&a->remote[p->rc].addr, src))
+				&& !p->consent_lost
+				&& kice_addr_eq(&a->remote[p->rc].addr, src))
 			return true;
 	}
 	return a->prev_valid[component - 1]

@@ -32,26 +32,26 @@
 #include "addr.h"
 #include "stun.h"
 
-#define KICE_ICE_MAX_LOCAL	4
+#define KICE_ICE_MAX_LOCAL 4
 #define KICE_ICE_MAX_REMOTE 16
-#define KICE_ICE_MAX_PAIRS	32
-#define KICE_ICE_MAX_COMP	2 /* RTP = 1, RTCP = 2 */
+#define KICE_ICE_MAX_PAIRS 32
+#define KICE_ICE_MAX_COMP 2 /* RTP = 1, RTCP = 2 */
 
 #define KICE_ICE_UFRAG_MAX 32 /* we keep at most 32 of RFC 8839's 256 */
-#define KICE_ICE_PWD_MAX   64
-#define KICE_ICE_UFRAG_MIN 4  /* RFC 8839 §5.4 */
-#define KICE_ICE_PWD_MIN   22
+#define KICE_ICE_PWD_MAX 64
+#define KICE_ICE_UFRAG_MIN 4 /* RFC 8839 §5.4 */
+#define KICE_ICE_PWD_MIN 22
 
 /* Timers, microseconds */
-#define KICE_ICE_TA_US			  50000	   /* RFC 8445 §14.2 default */
-#define KICE_ICE_RTO_MIN_US		  500000   /* RFC 8445 §14.3 */
-#define KICE_ICE_RTO_MAX_US		  1600000  /* cap of the doubling interval */
-#define KICE_ICE_RC				  7		   /* RFC 8489 §6.2.1 Rc */
-#define KICE_ICE_NOMINATE_WAIT_US 1000000  /* after the first valid pair */
-#define KICE_ICE_NOPAIR_US		  10000000 /* a component that never pairs */
-#define KICE_ICE_CONSENT_US		  5000000  /* RFC 7675 §5.1 */
+#define KICE_ICE_TA_US 50000				/* RFC 8445 §14.2 default */
+#define KICE_ICE_RTO_MIN_US 500000			/* RFC 8445 §14.3 */
+#define KICE_ICE_RTO_MAX_US 1600000			/* cap of the doubling interval */
+#define KICE_ICE_RC 7						/* RFC 8489 §6.2.1 Rc */
+#define KICE_ICE_NOMINATE_WAIT_US 1000000	/* after the first valid pair */
+#define KICE_ICE_NOPAIR_US 10000000			/* a component that never pairs */
+#define KICE_ICE_CONSENT_US 5000000			/* RFC 7675 §5.1 */
 #define KICE_ICE_CONSENT_EXPIRY_US 30000000 /* RFC 7675 §5.1 */
-#define KICE_ICE_CONSENT_TIDS	   4 /* outstanding consent requests kept */
+#define KICE_ICE_CONSENT_TIDS 4 /* outstanding consent requests kept */
 
 enum kice_ice_role
 {
@@ -103,9 +103,9 @@ struct kice_ice_cfg
 	uint64_t tie_breaker;	 /* random (RFC 8445 §7.1.3); also seeds jitter */
 	char lufrag[KICE_ICE_UFRAG_MAX + 1], lpwd[KICE_ICE_PWD_MAX + 1];
 	char rufrag[KICE_ICE_UFRAG_MAX + 1], rpwd[KICE_ICE_PWD_MAX + 1];
-	bool remote_lite; /* the peer's SDP had a=ice-lite */
-	unsigned ncomp;	  /* 1 or 2 */
-	uint32_t ta_us;	  /* pacing; 0: KICE_ICE_TA_US */
+	bool remote_lite;			  /* the peer's SDP had a=ice-lite */
+	unsigned ncomp;				  /* 1 or 2 */
+	uint32_t ta_us;				  /* pacing; 0: KICE_ICE_TA_US */
 	uint32_t consent_interval_us; /* 0: KICE_ICE_CONSENT_US (±20 % jitter) */
 	/* Send pkt (len bytes, borrowed for the call) from the socket
 	 * local_idx to dst. Called from kice_ice_input() and kice_ice_tick()
@@ -164,8 +164,8 @@ struct kice_ice
 	struct kice_ice_cfg cfg;
 	enum kice_ice_state state;
 	enum kice_ice_role role;
-	bool eoc;	   /* no more remote candidates (RFC 8838 §13) */
-	bool started;  /* start_us is set */
+	bool eoc;	  /* no more remote candidates (RFC 8838 §13) */
+	bool started; /* start_us is set */
 	uint64_t start_us;
 	uint64_t next_slot_us; /* pacing: the next request may leave then */
 	uint64_t rng;		   /* xorshift state for consent jitter */
@@ -208,13 +208,14 @@ int kice_ice_init(struct kice_ice *a, const struct kice_ice_cfg *cfg);
  * Returns 0; -EINVAL (bad component or address, local_idx or address
  * already used); -ENOSPC (KICE_ICE_MAX_LOCAL reached).
  */
-int kice_ice_add_local(struct kice_ice *a, uint8_t component,
-		uint8_t local_idx, const struct kice_addr *addr);
+int kice_ice_add_local(struct kice_ice *a, uint8_t component, uint8_t local_idx,
+		const struct kice_addr *addr);
 
 /*
  * Add a remote candidate (from the SDP or trickled; c is copied). Pairs
  * are formed with the local candidates of the same component and address
- * family, sorted by pair priority and pruned (RFC 8445 §6.1.2). A
+ * family (RFC 8445 §6.1.2; checks go in pair-priority order, and with host
+ * candidates only no pair is redundant). A
  * candidate whose component and address are known already is ignored,
  * except that it gives a peer-reflexive one its type, priority and
  * foundation. Returns 0; -EINVAL (bad component, address or port);
@@ -267,6 +268,13 @@ const struct kice_addr *kice_ice_selected(
 bool kice_ice_source_ok(const struct kice_ice *a, uint8_t component,
 		const struct kice_addr *src);
 
+/* The agent's state. A full agent fails when every pair of a component
+ * failed after end-of-candidates, when a component still has no pair
+ * KICE_ICE_NOPAIR_US after the start (with end-of-candidates), or when the
+ * selected
+ * pair's consent expires; FAILED is final until kice_ice_restart(). A
+ * lite agent fails only when the consent on its selected pair expires,
+ * and completes again when the peer's checks resume. */
 enum kice_ice_state kice_ice_state(const struct kice_ice *a);
 enum kice_ice_role kice_ice_role(const struct kice_ice *a);
 
