@@ -736,7 +736,7 @@ static void test_force_ice(void **state)
 			&b, out, sizeof(out));
 	assert_null(strstr(out, "BBBB"));
 	peer_learn(&a, out, (size_t)n);
-	pump(&a, &b, 4000, true);
+	pump(&a, &b, 10000, true);
 	assert_int_equal(kice_ice_state(&a.ice), KICE_ICE_COMPLETED);
 	assert_int_equal(kice_ice_state(&b.ice), KICE_ICE_COMPLETED);
 	for(i = 0; i < 10; i++) {
@@ -779,7 +779,7 @@ static void test_force_ice_unvalidated_media_dropped(void **state)
 	peer_learn(&a, out, (size_t)n);
 	p = strstr(out, "m=audio ");
 	relay_a = (uint16_t)atoi(p + 8);
-	pump(&a, &b, 4000, true);
+	pump(&a, &b, 10000, true);
 	assert_int_equal(kice_ice_state(&b.ice), KICE_ICE_COMPLETED);
 	rtp_pkt(pkt, 5, 0x66);
 	send_to(fx, relay_a, pkt, sizeof(pkt));
@@ -818,7 +818,7 @@ static void relay_case(struct env *e, const char *callid, bool reachable)
 			sizeof(out));
 	peer_learn(&a, out, (size_t)n);
 	relayed = e->t->fwd[0].pkts_relayed;
-	pump(&a, &b, 6000, true);
+	pump(&a, &b, 12000, true);
 	assert_int_equal(kice_ice_state(&a.ice), KICE_ICE_COMPLETED);
 	assert_int_equal(kice_ice_state(&b.ice), KICE_ICE_COMPLETED);
 	for(i = 0; i < 10; i++) {
