@@ -8,7 +8,9 @@
 #include <openssl/rand.h>
 
 #include "call.h"
+#include "dtls.h"
 #include "fwd.h"
+#include "srtp.h"
 #include "log.h"
 #include "sdp.h"
 #include "sdp_ice.h"
@@ -234,6 +236,162 @@ static bool learn_ice(struct kice_endpoint *ep, const struct kice_sdp *sdp)
 	return restart;
 }
 
+static bool proto_has(struct kice_slice proto, const char *part)
+{
+	size_t n = strlen(part), i;
+
+	for(i = 0; i + n <= proto.len; i++)
+		if(memcmp(proto.p + i, part, n) == 0)
+			return true;
+	return false;
+}
+
+static enum kice_crypto crypto_of_proto(struct kice_slice proto, bool sdes)
+{
+	if(proto_has(proto, "TLS"))
+		return KICE_CRYPTO_DTLS;
+	if(proto_has(proto, "SAVP"))
+		return sdes ? KICE_CRYPTO_SDES : KICE_CRYPTO_DTLS;
+	return KICE_CRYPTO_NONE;
+}
+
+/* The sender's crypto: a=fingerprint/a=setup (media level of the first
+ * RTP m-line, else session level), and per m-line its first usable
+ * a=crypto (RFC 4568 §6.1: the offerer lists them by preference). */
+static void learn_crypto(struct kice_endpoint *ep, const struct kice_sdp *sdp)
+{
+	struct kice_slice fp = sdp->fingerprint, setup = sdp->setup, alg, hex;
+	const struct kice_sdp_media *first = NULL;
+	enum kice_dtls_setup st;
+	bool any_sdes = false;
+	unsigned i;
+
+	for(i = 0; i < sdp->nmedia && i < KICE_MAX_STREAMS; i++) {
+		const struct kice_sdp_media *md = &sdp->media[i];
+		struct kice_ep_stream *es = &ep->st[i];
+		struct kice_sdp_line l;
+		struct kice_slice name, v;
+		uint32_t pos = md->off;
+
+		if(first == NULL && md->port && proto_has(md->proto, "RTP"))
+			first = md;
+		es->sdes_ok = false;
+		while(pos < md->end && kice_sdp_line_next(sdp->buf, md->end, &pos, &l)) {
+			if(l.type != 'a')
+				continue;
+			kice_sdp_attr_split(l.val, &name, &v);
+			if(kice_slice_eq(name, "crypto") && !es->sdes_ok
+					&& kice_sdes_parse(v, &es->sdes) == 0)
+				es->sdes_ok = any_sdes = true;
+		}
+	}
+	if(first) {
+		if(first->fingerprint.len)
+			fp = first->fingerprint;
+		if(first->setup.len)
+			setup = first->setup;
+		kice_slice_cpy(ep->proto, sizeof(ep->proto), first->proto);
+		ep->crypto = (uint8_t)crypto_of_proto(first->proto, any_sdes);
+	} else {
+		ep->crypto = KICE_CRYPTO_NONE;
+	}
+	ep->setup = KICE_DTLS_SETUP_NONE;
+	if(setup.len && kice_dtls_setup_parse(setup, &st) == 0)
+		ep->setup = (uint8_t)st;
+	ep->fp_alg[0] = ep->fp_hex[0] = '\0';
+	if(kice_slice_token(&fp, ' ', &alg)) {
+		while(fp.len && fp.p[0] == ' ') {
+			fp.p++;
+			fp.len--;
+		}
+		hex = fp;
+		if(!kice_slice_cpy(ep->fp_alg, sizeof(ep->fp_alg), alg)
+				|| !kice_slice_cpy(ep->fp_hex, sizeof(ep->fp_hex), hex))
+			ep->fp_alg[0] = ep->fp_hex[0] = '\0';
+	}
+}
+
+/* The transport written toward the recipient (side rs, endpoint rep, if
+ * known) when the relay converts: protocol, crypto attributes, rtcp-mux.
+ * Returns 0 or -errno with *why. */
+static int plan_transport(struct kice_ctx *c, struct kice_session *s,
+		int rside, struct kice_endpoint *rep, const struct kice_sdp *sdp,
+		const char *proto, bool offer, struct kice_rewrite *rw,
+		const char **why)
+{
+	struct kice_side *rs = &s->side[rside];
+	unsigned i;
+	bool fb = proto[0] && proto[strlen(proto) - 1] == 'F';
+
+	rw->convert = true;
+	snprintf(rw->proto, sizeof(rw->proto), "%s", proto);
+	rw->strip_crypto = true;
+	rw->strip_rtcp_fb = !fb;
+	if(rs->crypto == KICE_CRYPTO_DTLS) {
+		enum kice_dtls_setup su = KICE_DTLS_SETUP_ACTPASS;
+
+		if(c->fingerprint == NULL) {
+			*why = "no DTLS certificate";
+			return -ENOTSUP;
+		}
+		rw->add_rtcp_mux = true;
+		snprintf(rw->fingerprint, sizeof(rw->fingerprint), "%s", c->fingerprint);
+		if(!offer) {
+			/* RFC 8842 §5.3: the answerer picks; we settled our role when
+			 * the offer came */
+			if(rep == NULL || !rep->dtls_role_set) {
+				*why = "answer toward a DTLS endpoint whose offer had no usable "
+					   "a=setup";
+				return -EINVAL;
+			}
+			su = kice_dtls_setup_for_role((enum kice_dtls_role)rep->dtls_role);
+		}
+		snprintf(rw->setup, sizeof(rw->setup), "%s", kice_dtls_setup_name(su));
+		rs->mux_sent = 0xff;
+	} else {
+		rw->strip_rtcp_mux = true; /* the phone gets RTCP on its own port */
+		rs->mux_sent = 0;
+	}
+	for(i = 0; i < sdp->nmedia; i++) {
+		struct kice_rewrite_media *r = &rw->media[i];
+
+		if(!proto_has(sdp->media[i].proto, "RTP")) {
+			/* a data channel cannot reach a phone: rejected */
+			if(rs->crypto != KICE_CRYPTO_DTLS) {
+				r->skip = true;
+				r->reject = true;
+			}
+			continue;
+		}
+		if(r->skip || rs->crypto != KICE_CRYPTO_SDES)
+			continue;
+		if(!rs->sdes_set[i]) {
+			/* RFC 4568 §7.1.1: answer with the offered tag and suite */
+			enum kice_srtp_profile suite = KICE_SRTP_AES128_CM_SHA1_80;
+			uint32_t tag = 1;
+			if(!offer && rep && rep->st[i].sdes_ok) {
+				suite = rep->st[i].sdes.keys.profile;
+				tag = rep->st[i].sdes.tag;
+			} else if(!offer) {
+				*why = "answer toward an SDES endpoint whose offer had no usable "
+					   "a=crypto";
+				return -EINVAL;
+			}
+			if(kice_sdes_generate(suite, &rs->sdes[i]) < 0) {
+				*why = "cannot make SDES keys";
+				return -EIO;
+			}
+			rs->sdes[i].tag = tag;
+			rs->sdes_set[i] = true;
+		}
+		if(kice_sdes_format(&rs->sdes[i], r->crypto, sizeof(r->crypto)) < 0) {
+			*why = "cannot write a=crypto";
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 		const struct kice_flags *fl, char *out, size_t cap, const char **why)
 {
@@ -250,6 +408,8 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	unsigned i;
 	int side, rside, ifi, rc;
 	bool created = false, offer;
+	char convert_proto[24];
+	struct kice_endpoint *convert_rep = NULL;
 
 	*why = "";
 	if(c == NULL || m == NULL || fl == NULL || out == NULL
@@ -269,10 +429,6 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	if(sdp.nmedia > KICE_MAX_STREAMS) {
 		*why = "too many m-lines";
 		return -ENOSPC;
-	}
-	if(fl->transport.len || fl->dtls > 0 || fl->sdes > 0) {
-		*why = "transport conversion not available in this build";
-		return -ENOTSUP;
 	}
 	if(fl->lite && mode != KICE_ICE_FORCE) {
 		*why = "flag lite needs mode force";
@@ -340,6 +496,61 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 					 "no agent will check (configuration error)", s->id);
 	}
 
+	/* transport: what the sender used, and whether the relay converts */
+	learn_crypto(ep, &sdp);
+	{
+		char tproto[24] = "";
+		enum kice_crypto rk;
+		struct kice_endpoint *rep = NULL;
+
+		if(fl->transport.len)
+			kice_slice_cpy(tproto, sizeof(tproto), fl->transport);
+		if(rside == 0)
+			rep = s->caller.used ? &s->caller : NULL;
+		else if(s->callee[s->active_callee].used)
+			rep = &s->callee[s->active_callee];
+		if(tproto[0]) {
+			rk = crypto_of_proto(kice_slice_make(tproto, strlen(tproto)),
+					fl->sdes > 0);
+			if(fl->dtls < 0 && rk == KICE_CRYPTO_DTLS)
+				rk = KICE_CRYPTO_NONE;
+			if(rk != (enum kice_crypto)ep->crypto) {
+				s->side[side].crypto = ep->crypto;
+				s->side[rside].crypto = (uint8_t)rk;
+			} else {
+				s->side[side].crypto = s->side[rside].crypto = KICE_CRYPTO_NONE;
+			}
+		} else if(s->side[rside].crypto != KICE_CRYPTO_NONE && rep
+				  && rep->proto[0]) {
+			/* converting since the offer: back in the recipient's own */
+			memcpy(tproto, rep->proto, sizeof(tproto));
+		}
+		/* RFC 5763 §5: the relay's role toward a DTLS endpoint it
+		 * terminates, from that endpoint's a=setup */
+		if(s->side[side].crypto == KICE_CRYPTO_DTLS) {
+			enum kice_dtls_role role;
+			ep->dtls_role_set = ep->fp_hex[0]
+								&& kice_dtls_role_from_setup(
+										   (enum kice_dtls_setup)ep->setup,
+										   offer, &role)
+										   == 0;
+			if(ep->dtls_role_set)
+				ep->dtls_role = (uint8_t)role;
+			else
+				KICE_WARN("session %u: DTLS endpoint without usable "
+						  "a=fingerprint/a=setup",
+						s->id);
+		}
+		convert_proto[0] = '\0';
+		if(tproto[0]
+				&& (s->side[rside].crypto != KICE_CRYPTO_NONE
+						|| s->side[side].crypto != KICE_CRYPTO_NONE))
+			memcpy(convert_proto, tproto, sizeof(tproto));
+		if(!convert_proto[0])
+			s->side[rside].mux_sent = 0;
+		convert_rep = rep;
+	}
+
 	/* the interfaces each side's ports live on, fixed at first use */
 	if(!side_has_ports(&s->side[rside])) {
 		ifi = pick_iface(c, fl->out_iface, fl->af);
@@ -385,6 +596,8 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 								 : "cannot bind or hand over media ports";
 			goto out;
 		}
+		if(!convert_proto[0] && md->rtcp_mux)
+			s->side[rside].mux_sent |= (uint8_t)(1u << i);
 		rw.media[i].af = ifc->adv.af == 6 ? KICE_AF_INET6 : KICE_AF_INET;
 		kice_addr_ip_str(&ifc->adv, rw.media[i].addr, sizeof(rw.media[i].addr));
 		rw.media[i].rtp_port = s->side[rside].port[i];
@@ -410,6 +623,12 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 		s->state = KICE_SESS_ANSWERED; /* late offer: answer in ACK */
 	}
 
+	if(convert_proto[0]) {
+		rc = plan_transport(c, s, rside, convert_rep, &sdp, convert_proto, offer,
+				&rw, why);
+		if(rc < 0)
+			goto out;
+	}
 	kice_sdp_edits_init(&ed);
 	rc = kice_sdp_rewrite(&sdp, &rw, &ed);
 	if(rc < 0) {

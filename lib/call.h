@@ -36,6 +36,7 @@ struct kice_ctx
 	unsigned nifaces;
 	int tos;
 	uint32_t relatch_window_ms;
+	const char *fingerprint; /* "sha-256 AB:..." of our DTLS certificate */
 };
 
 struct kice_msg

@@ -13,8 +13,10 @@
 
 #include <openssl/rand.h>
 
+#include "dtls.h"
 #include "fwd.h"
 #include "ice.h"
+#include "srtp.h"
 #include "log.h"
 #include "rtp.h"
 #include "sdp_ice.h"
@@ -39,6 +41,19 @@ struct fagent
 	uint8_t e, side, stream;
 	uint32_t ep_gen, side_gen; /* credentials generation it runs with */
 	unsigned nadded;		   /* remote candidates given to it */
+	int last_state;
+};
+
+/* the relay's crypto toward one endpoint for one m-line (DTLS-SRTP or
+ * SDES): it unprotects what the endpoint sends, protects what it gets */
+struct fcrypto
+{
+	struct fwd *f;
+	struct fsess *fs;
+	uint8_t e, side, stream;
+	uint8_t kind; /* enum kice_crypto */
+	struct kice_dtls *dtls;
+	struct kice_srtp *srtp;
 	int last_state;
 };
 
@@ -68,6 +83,8 @@ struct fsess
 	uint32_t id;
 	struct fagent *ag[NEPS][KICE_MAX_STREAMS];
 	unsigned nagents;
+	struct fcrypto *cr[NEPS][KICE_MAX_STREAMS];
+	unsigned ncrypto;
 	struct kice_session snap; /* worker-written fields, copied on UPDATE */
 	unsigned nports;
 	uint16_t ports[2 * KICE_MAX_STREAMS]; /* RTP ports of its pairs */
@@ -92,6 +109,7 @@ struct fwd
 	uint64_t now;
 	uint64_t next_ice_ms;
 	unsigned nagents; /* in all sessions */
+	unsigned ncrypto; /* DTLS associations in all sessions */
 	bool kicked;
 	/* outgoing batch: flushed with sendmmsg, one call per run of the same
 	 * socket, at the end of each receive batch */
@@ -272,6 +290,7 @@ static struct fsess *fs_find(struct fwd *f, uint32_t id)
 
 static struct route *route_of(struct fwd *f, uint16_t port);
 static void ice_sync(struct fwd *f, struct fsess *fs);
+static void crypto_sync(struct fwd *f, struct fsess *fs);
 
 static void fs_snapshot(struct fwd *f, struct fsess *fs)
 {
@@ -279,6 +298,7 @@ static void fs_snapshot(struct fwd *f, struct fsess *fs)
 	memcpy(&fs->snap, fs->s, sizeof(fs->snap));
 	kice_bucket_unlock(f->t, fs->s->hash);
 	ice_sync(f, fs);
+	crypto_sync(f, fs);
 }
 
 static const struct kice_endpoint *snap_ep(const struct fsess *fs, int e)
@@ -393,6 +413,199 @@ static struct fagent *agent_new(struct fwd *f, struct fsess *fs, int e, int st)
 	fs->nagents++;
 	f->nagents++;
 	return a;
+}
+
+static void crypto_free(struct fwd *f, struct fsess *fs, int e, int st)
+{
+	struct fcrypto *c = fs->cr[e][st];
+
+	if(c == NULL)
+		return;
+	if(c->dtls)
+		f->ncrypto--;
+	kice_dtls_destroy(c->dtls);
+	kice_srtp_destroy(c->srtp);
+	free(c);
+	fs->cr[e][st] = NULL;
+	fs->ncrypto--;
+	shm_ep(fs, e)->st[st].dtls_state = 0;
+	shm_ep(fs, e)->st[st].srtp_profile[0] = '\0';
+}
+
+/* where the relay reaches endpoint e on m-line st: the ICE selected pair,
+ * else the latched address, else its SDP */
+static bool ep_dest(struct fsess *fs, int e, int st, struct kice_addr *to,
+		uint8_t *comp_off)
+{
+	struct fagent *a = fs->ag[e][st];
+	const struct kice_addr *sel;
+
+	*comp_off = 0;
+	if(a) {
+		sel = kice_ice_selected(&a->ice, 1, comp_off);
+		if(sel == NULL)
+			return false;
+		*to = *sel;
+		return true;
+	}
+	*to = shm_ep(fs, e)->st[st].latched[0];
+	if(to->af == 0)
+		*to = snap_ep(fs, e)->st[st].sdp[0];
+	return to->af != 0 && to->port != 0 && !kice_addr_is_any(to);
+}
+
+static void dtls_send(void *ctx, const uint8_t *pkt, size_t len)
+{
+	struct fcrypto *c = ctx;
+	struct kice_addr to;
+	struct sockaddr_storage ss;
+	struct route *r;
+	uint8_t off;
+	uint16_t port = c->fs->snap.side[c->side].port[c->stream];
+
+	if(!ep_dest(c->fs, c->e, c->stream, &to, &off) || port == 0)
+		return;
+	r = route_of(c->f, (uint16_t)(port + off));
+	if(r == NULL || r->fd < 0)
+		return;
+	sendto(r->fd, pkt, len, 0, (struct sockaddr *)&ss, kice_addr_to_sa(&to, &ss));
+}
+
+static void crypto_mirror(struct fcrypto *c)
+{
+	struct kice_ep_stream *es = &shm_ep(c->fs, c->e)->st[c->stream];
+	const struct kice_srtp_stats *ss;
+
+	if(c->dtls)
+		es->dtls_state = (uint8_t)(kice_dtls_state(c->dtls) + 1);
+	if(c->srtp) {
+		ss = kice_srtp_stats(c->srtp);
+		es->srtp_auth_fail = (uint32_t)ss->auth_failures;
+		es->srtp_replays = (uint32_t)ss->replays;
+	}
+}
+
+/* a connected DTLS association gives its SRTP keys */
+static void crypto_keys(struct fcrypto *c)
+{
+	struct kice_srtp_keys tx, rx;
+	struct kice_ep_stream *es = &shm_ep(c->fs, c->e)->st[c->stream];
+	int st;
+
+	if(c->srtp || c->dtls == NULL)
+		return;
+	st = (int)kice_dtls_state(c->dtls);
+	if(st != c->last_state) {
+		c->last_state = st;
+		if(st == KICE_DTLS_CONNECTED)
+			c->f->t->fwd[c->f->cfg->idx].dtls_handshakes++;
+		if(st == KICE_DTLS_FAILED)
+			c->f->t->fwd[c->f->cfg->idx].dtls_failures++;
+		if(st == KICE_DTLS_FAILED)
+			KICE_WARN("session %u: DTLS toward %s (m-line %u) failed: %s",
+					c->fs->id, c->side ? "callee" : "caller", c->stream,
+					kice_dtls_why(c->dtls) ? kice_dtls_why(c->dtls) : "?");
+	}
+	if(st != KICE_DTLS_CONNECTED)
+		return;
+	if(kice_dtls_srtp_keys(c->dtls, &tx, &rx) == 0
+			&& kice_srtp_create(&c->srtp, &tx, &rx) == 0) {
+		snprintf(es->srtp_profile, sizeof(es->srtp_profile), "%s",
+				kice_dtls_profile_name(c->dtls));
+		snprintf(es->dtls_cipher, sizeof(es->dtls_cipher), "%s",
+				kice_dtls_cipher_name(c->dtls));
+		KICE_DBG("session %u: DTLS-SRTP toward %s up (%s, %s)", c->fs->id,
+				c->side ? "callee" : "caller", es->srtp_profile,
+				es->dtls_cipher);
+	}
+	OPENSSL_cleanse(&tx, sizeof(tx));
+	OPENSSL_cleanse(&rx, sizeof(rx));
+}
+
+/* DTLS: the client starts once it knows where the endpoint is; timers */
+static void crypto_tick(struct fwd *f, struct fcrypto *c)
+{
+	uint64_t now_us = f->now * 1000u;
+	struct kice_addr to;
+	uint8_t off;
+
+	if(c->dtls == NULL)
+		return;
+	if(kice_dtls_state(c->dtls) == KICE_DTLS_NEW
+			&& kice_dtls_role(c->dtls) == KICE_DTLS_CLIENT
+			&& ep_dest(c->fs, c->e, c->stream, &to, &off))
+		kice_dtls_start(c->dtls, now_us);
+	if(kice_dtls_next_deadline(c->dtls) <= now_us)
+		kice_dtls_tick(c->dtls, now_us);
+	crypto_keys(c);
+	crypto_mirror(c);
+}
+
+static void crypto_sync(struct fwd *f, struct fsess *fs)
+{
+	int e, st;
+
+	for(e = 0; e < NEPS; e++) {
+		const struct kice_endpoint *ep = snap_ep(fs, e);
+		int side = e == 0 ? 0 : 1;
+		const struct kice_side *sd = &fs->snap.side[side];
+
+		for(st = 0; st < KICE_MAX_STREAMS; st++) {
+			const struct kice_ep_stream *es = &ep->st[st];
+			struct fcrypto *c = fs->cr[e][st];
+			bool want = ep->used && es->present && !es->disabled
+						&& sd->port[st] && sd->crypto != KICE_CRYPTO_NONE
+						&& fs->snap.state != KICE_SESS_DELETED;
+
+			if(want && sd->crypto == KICE_CRYPTO_DTLS)
+				want = ep->dtls_role_set && ep->fp_hex[0] && f->cfg->cert;
+			if(want && sd->crypto == KICE_CRYPTO_SDES)
+				want = es->sdes_ok && sd->sdes_set[st];
+			if(c && (!want || c->kind != sd->crypto)) {
+				crypto_free(f, fs, e, st);
+				c = NULL;
+			}
+			if(!want || c)
+				continue;
+			c = calloc(1, sizeof(*c));
+			if(c == NULL)
+				continue;
+			c->f = f;
+			c->fs = fs;
+			c->e = (uint8_t)e;
+			c->side = (uint8_t)side;
+			c->stream = (uint8_t)st;
+			c->kind = sd->crypto;
+			c->last_state = -1;
+			if(sd->crypto == KICE_CRYPTO_DTLS) {
+				if(kice_dtls_create(&c->dtls, f->cfg->cert,
+						   (enum kice_dtls_role)ep->dtls_role, ep->fp_alg,
+						   ep->fp_hex, dtls_send, c)
+						< 0) {
+					KICE_ERR("session %u: cannot create DTLS toward %s: bad "
+							 "a=fingerprint?",
+							fs->id, side ? "callee" : "caller");
+					free(c);
+					continue;
+				}
+				f->ncrypto++;
+			} else if(kice_srtp_create(&c->srtp, &sd->sdes[st].keys,
+							  &es->sdes.keys)
+					< 0) {
+				KICE_ERR("session %u: cannot create SDES-SRTP toward %s",
+						fs->id, side ? "callee" : "caller");
+				free(c);
+				continue;
+			} else {
+				snprintf(shm_ep(fs, e)->st[st].srtp_profile,
+						sizeof(shm_ep(fs, e)->st[st].srtp_profile), "%s",
+						kice_srtp_profile_name(sd->sdes[st].keys.profile));
+			}
+			fs->cr[e][st] = c;
+			fs->ncrypto++;
+			crypto_mirror(c);
+		}
+	}
 }
 
 /* Bring the session's agents in line with its description: one per
@@ -600,6 +813,9 @@ static void fs_free(struct fwd *f, struct fsess *fs)
 			agent_free(f, fs, e, st);
 	for(st = 0; st < KICE_MAX_STREAMS; st++)
 		free(fs->tr[st]);
+	for(e = 0; e < NEPS; e++)
+		for(st = 0; st < KICE_MAX_STREAMS; st++)
+			crypto_free(f, fs, e, st);
 	for(i = 0; i < fs->nports; i++) {
 		route_close(f, fs->ports[i]);
 		route_close(f, (uint16_t)(fs->ports[i] + 1));
@@ -724,16 +940,18 @@ static void ice_tick_all(struct fwd *f)
 
 	for(i = 0; i < 1024; i++)
 		for(fs = f->hash[i]; fs; fs = fs->next) {
-			if(fs->nagents == 0)
+			if(fs->nagents == 0 && fs->ncrypto == 0)
 				continue;
 			for(e = 0; e < NEPS; e++)
 				for(st = 0; st < KICE_MAX_STREAMS; st++) {
 					a = fs->ag[e][st];
-					if(a == NULL)
-						continue;
-					if(kice_ice_next_deadline(&a->ice) <= now_us)
-						kice_ice_tick(&a->ice, now_us);
-					ice_mirror(f, a);
+					if(a) {
+						if(kice_ice_next_deadline(&a->ice) <= now_us)
+							kice_ice_tick(&a->ice, now_us);
+						ice_mirror(f, a);
+					}
+					if(fs->cr[e][st])
+						crypto_tick(f, fs->cr[e][st]);
 				}
 		}
 }
@@ -1024,8 +1242,8 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 		on_stun(f, r, &src, pkt, len);
 		return;
 	}
-	if(kind != KICE_PKT_RTP && kind != KICE_PKT_RTCP)
-		goto drop; /* DTLS: not handled by this relay mode */
+	if(kind == KICE_PKT_UNKNOWN)
+		goto drop;
 	sa_ = NULL;
 	snd = NULL;
 	if(fs->nagents) {
@@ -1067,6 +1285,38 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 			goto drop;
 		*lat = src;
 	}
+	/* the relay's crypto toward the sender: DTLS to its association,
+	 * SRTP/SRTCP unprotected in place */
+	if(fs->snap.side[r->side].crypto != KICE_CRYPTO_NONE) {
+		struct fcrypto *c = fs->cr[r->side == 0 ? 0 : 1 + idx][r->stream];
+		size_t n = len;
+		int rc;
+
+		if(c == NULL)
+			goto drop;
+		if(kind == KICE_PKT_DTLS) {
+			if(c->dtls) {
+				kice_dtls_input(c->dtls, f->now * 1000u, pkt, len);
+				crypto_keys(c);
+				crypto_mirror(c);
+			}
+			return;
+		}
+		if(c->srtp == NULL)
+			goto drop;
+		rc = kind == KICE_PKT_RTP ? kice_srtp_unprotect(c->srtp, (uint8_t *)pkt, &n)
+								  : kice_srtp_unprotect_rtcp(c->srtp, (uint8_t *)pkt, &n);
+		if(rc < 0) {
+			if(rc == -EACCES)
+				sh->srtp_auth_failures++;
+			crypto_mirror(c);
+			goto drop;
+		}
+		len = n;
+	} else if(kind == KICE_PKT_DTLS
+			  && fs->snap.side[1 - r->side].crypto != KICE_CRYPTO_NONE) {
+		goto drop; /* DTLS from a leg we do not terminate DTLS on */
+	}
 	count(cnt, true, len);
 	__atomic_store_n(&s->last_media_ms, f->now, __ATOMIC_RELAXED);
 
@@ -1085,7 +1335,10 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	if(!dst_snap->used || !dst_snap->st[r->stream].present
 			|| dst_snap->st[r->stream].disabled)
 		goto drop;
-	mux = snd_snap->st[r->stream].rtcp_mux && dst_snap->st[r->stream].rtcp_mux;
+	/* RTCP goes on the RTP port only if the recipient uses rtcp-mux: its SDP
+	 * had it and so did ours to it */
+	mux = dst_snap->st[r->stream].rtcp_mux
+		  && (fs->snap.side[dside].mux_sent & (1u << r->stream));
 	dc = (kind == KICE_PKT_RTCP && !mux) ? 1 : 0;
 	oport = fs->snap.side[dside].port[r->stream];
 	da = fs->ag[dside == 0 ? 0 : 1 + ai][r->stream];
@@ -1107,6 +1360,20 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	out = oport ? route_of(f, (uint16_t)(oport + dc)) : NULL;
 	if(out == NULL || out->fd < 0)
 		goto drop;
+	if(fs->snap.side[dside].crypto != KICE_CRYPTO_NONE) {
+		struct fcrypto *c = fs->cr[dside == 0 ? 0 : 1 + ai][r->stream];
+		size_t n = len;
+		int rc;
+
+		if(c == NULL || c->srtp == NULL || kind == KICE_PKT_DTLS)
+			goto drop; /* not keyed yet */
+		rc = kind == KICE_PKT_RTP
+					 ? kice_srtp_protect(c->srtp, (uint8_t *)pkt, &n, PKT_MAX)
+					 : kice_srtp_protect_rtcp(c->srtp, (uint8_t *)pkt, &n, PKT_MAX);
+		if(rc < 0)
+			goto drop;
+		len = n;
+	}
 	out_queue(f, out->fd, pkt, len, &to, &dst->st[r->stream].cnt[dc]);
 	return;
 drop:
@@ -1168,7 +1435,8 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 	while(cfg->stop == NULL || *cfg->stop == 0) {
 		if(cfg->tick)
 			cfg->tick();
-		n = epoll_wait(f->ep, evs, 64, f->nagents ? ICE_TICK_MS : TICK_MS);
+		n = epoll_wait(f->ep, evs, 64,
+				(f->nagents || f->ncrypto) ? ICE_TICK_MS : TICK_MS);
 		f->now = kice_now_ms();
 		for(k = 0; k < n; k++) {
 			if(evs[k].data.u32 == CTL_TAG) {
@@ -1178,7 +1446,7 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 			if(evs[k].data.u32 < f->nroutes)
 				on_media(f, &f->routes[evs[k].data.u32]);
 		}
-		if(f->nagents && f->now >= f->next_ice_ms) {
+		if((f->nagents || f->ncrypto) && f->now >= f->next_ice_ms) {
 			f->next_ice_ms = f->now + ICE_TICK_MS;
 			ice_tick_all(f);
 		}

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "dtls.h"
 #include "session.h"
 
 enum kice_fwd_msg_type
@@ -43,6 +44,7 @@ struct kice_fwd_cfg
 	uint32_t session_timeout_s; /* 0 = never */
 	int tos;
 	const struct kice_addr *ifaces; /* local address per interface index */
+	struct kice_dtls_cert *cert;	/* our DTLS certificate (NULL: no DTLS) */
 	unsigned nifaces;
 	volatile int *stop;			/* tests: return when *stop != 0 */
 	void (*tick)(void);			/* host hook, called once per loop (may be NULL) */

@@ -94,7 +94,7 @@ static int replace_line(struct ctx *c, uint32_t off, uint32_t len,
 static int insert_line(struct ctx *c, uint32_t off, const char *text)
 {
 	const struct kice_sdp *sdp = c->sdp;
-	char buf[128];
+	char buf[320];
 	int n;
 
 	if(off == sdp->len && sdp->len > 0 && sdp->buf[sdp->len - 1] != '\n')
@@ -456,6 +456,95 @@ int kice_sdp_cand_parse(struct kice_slice val, struct kice_sdp_cand *c)
 	return 0;
 }
 
+static bool attr_in(struct kice_slice name, const char *const *set)
+{
+	int i;
+
+	for(i = 0; set[i]; i++)
+		if(kice_slice_eq(name, set[i]))
+			return true;
+	return false;
+}
+
+/* Stage (transport conversion): the m= protocol, the crypto attributes of
+ * the endpoint replaced by the relay's, rtcp-fb and rtcp-mux as the
+ * recipient needs them; non-RTP m-lines marked reject get port 0 */
+static int convert_transport(struct ctx *c)
+{
+	static const char *const crypto_attrs[] = {
+			"fingerprint", "setup", "crypto", "tls-id", NULL};
+	const struct kice_sdp *sdp = c->sdp;
+	const struct kice_rewrite *rw = c->rw;
+	struct kice_sdp_line l;
+	struct kice_slice name, v;
+	char line[256];
+	uint32_t pos = 0;
+	unsigned k = 0, i;
+	int rc;
+
+	for(i = 0; i < sdp->nmedia; i++)
+		if(rw->media[i].skip && rw->media[i].reject) {
+			rc = kice_sdp_edit_replace(c->ed, sdp->media[i].port_off,
+					sdp->media[i].port_len, "0", 1);
+			if(rc < 0)
+				return rc;
+		}
+	/* delete what the recipient must not see, at both levels */
+	while(kice_sdp_line_next(sdp->buf, sdp->len, &pos, &l)) {
+		bool in_media, del = false;
+
+		while(k < sdp->nmedia && l.off >= sdp->media[k].end)
+			k++;
+		in_media = l.off >= sdp->sess_end && k < sdp->nmedia;
+		if(l.type != 'a' || (in_media && rw->media[k].skip)
+				|| (in_media && !is_rtp(sdp->media[k].proto)))
+			continue;
+		kice_sdp_attr_split(l.val, &name, &v);
+		if(rw->strip_crypto && attr_in(name, crypto_attrs))
+			del = true;
+		if(rw->strip_rtcp_fb && kice_slice_eq(name, "rtcp-fb"))
+			del = true;
+		if(rw->strip_rtcp_mux
+				&& (kice_slice_eq(name, "rtcp-mux")
+						|| kice_slice_eq(name, "rtcp-mux-only")))
+			del = true;
+		if(del && (rc = kice_sdp_edit_replace(c->ed, l.off, l.len, NULL, 0)) < 0)
+			return rc;
+	}
+	for(i = 0; i < sdp->nmedia; i++) {
+		const struct kice_sdp_media *m = &sdp->media[i];
+		const struct kice_rewrite_media *r = &rw->media[i];
+
+		if(r->skip || !is_rtp(m->proto))
+			continue;
+		if(rw->proto[0]) {
+			rc = kice_sdp_edit_replace(c->ed, (uint32_t)(m->proto.p - sdp->buf),
+					(uint32_t)m->proto.len, rw->proto, strlen(rw->proto));
+			if(rc < 0)
+				return rc;
+		}
+		if(rw->add_rtcp_mux && !m->rtcp_mux
+				&& (rc = insert_line(c, m->end, "a=rtcp-mux")) < 0)
+			return rc;
+		if(rw->fingerprint[0]) {
+			snprintf(line, sizeof(line), "a=fingerprint:%s", rw->fingerprint);
+			if((rc = insert_line(c, m->end, line)) < 0)
+				return rc;
+		}
+		if(rw->setup[0]) {
+			snprintf(line, sizeof(line), "a=setup:%s", rw->setup);
+			if((rc = insert_line(c, m->end, line)) < 0)
+				return rc;
+		}
+		if(r->crypto[0]) {
+			snprintf(line, sizeof(line), "a=crypto:%s", r->crypto);
+			if((rc = insert_line(c, m->end, line)) < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 		struct kice_sdp_edits *out)
 {
@@ -497,5 +586,7 @@ int kice_sdp_rewrite(const struct kice_sdp *sdp, const struct kice_rewrite *rw,
 		rc = add_relay_ice(&c);
 	if(rc == 0 && mode == KICE_ICE_RELAY)
 		rc = add_relay_candidates(&c);
+	if(rc == 0 && rw->convert)
+		rc = convert_transport(&c);
 	return rc;
 }

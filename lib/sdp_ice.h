@@ -30,6 +30,9 @@ enum kice_ice_mode
 struct kice_rewrite_media
 {
 	bool skip;		 /* leave this m-line as it is (rejected, not relayed) */
+	bool reject;	 /* with skip: write port 0 (e.g. a data channel toward
+					  * a plain RTP phone) */
+	char crypto[176]; /* transport: an a=crypto value to add, "" none */
 	enum kice_af af; /* KICE_AF_INET or KICE_AF_INET6 */
 	char addr[46];	 /* relay address to advertise, NUL-terminated */
 	uint16_t rtp_port, rtcp_port; /* rtcp_port == rtp_port: rtcp-mux only */
@@ -42,6 +45,15 @@ struct kice_rewrite
 	char ufrag[33], pwd[65]; /* RFC 8839 ice-chars, NUL-terminated */
 	bool lite;				 /* a=ice-lite at session level */
 	bool trickle;			 /* a=ice-options:trickle at session level */
+	/* transport conversion (issue 4): applied to RTP m-lines not skipped */
+	bool convert;			 /* any of the following */
+	char proto[24];			 /* new m= protocol, "" keeps it */
+	bool strip_crypto;		 /* drop a=fingerprint, a=setup, a=crypto, a=tls-id */
+	bool strip_rtcp_fb;		 /* drop a=rtcp-fb (toward AVP/SAVP) */
+	bool strip_rtcp_mux;	 /* drop a=rtcp-mux (toward a phone that demuxes) */
+	bool add_rtcp_mux;		 /* write a=rtcp-mux if absent */
+	char fingerprint[112];	 /* a=fingerprint value to write, "" none */
+	char setup[12];			 /* a=setup value to write, "" none */
 	unsigned nmedia; /* must equal sdp->nmedia */
 	struct kice_rewrite_media media[KICE_SDP_MAX_MEDIA];
 };

@@ -25,6 +25,7 @@
 #include "addr.h"
 #include "mem.h"
 #include "slice.h"
+#include "srtp.h"
 
 #define KICE_MAX_STREAMS 4
 #define KICE_MAX_CALLEES 3
@@ -75,6 +76,20 @@ struct kice_ep_stream
 	struct kice_addr sdp[2];	 /* RTP, RTCP as its SDP advertised */
 	struct kice_addr latched[2]; /* learned from its packets (forwarder) */
 	struct kice_counters cnt[2]; /* forwarder-written */
+	bool sdes_ok;				 /* sdes holds its a=crypto (SDES) */
+	struct kice_sdes sdes;		 /* its key: what we unprotect with */
+	/* crypto as the forwarder sees it (forwarder-written, for RPC) */
+	uint8_t dtls_state;			 /* enum kice_dtls_state + 1, 0 = none */
+	char srtp_profile[28];		 /* negotiated, "" = no SRTP */
+	char dtls_cipher[40];
+	uint32_t srtp_auth_fail, srtp_replays;
+};
+
+enum kice_crypto
+{
+	KICE_CRYPTO_NONE = 0, /* plain RTP, or passed through untouched */
+	KICE_CRYPTO_SDES,
+	KICE_CRYPTO_DTLS
 };
 
 struct kice_endpoint
@@ -88,6 +103,12 @@ struct kice_endpoint
 	bool ice_lite;				/* ... as an ICE-lite agent */
 	uint32_t ice_gen;			/* bumped when its credentials change */
 	char ufrag[KICE_UFRAG_MAX + 1], pwd[KICE_PWD_MAX + 1];
+	uint8_t crypto;			  /* enum kice_crypto its SDP used */
+	uint8_t setup;			  /* enum kice_dtls_setup of its SDP */
+	bool dtls_role_set;		  /* dtls_role is known */
+	uint8_t dtls_role;		  /* our enum kice_dtls_role toward it */
+	char fp_alg[12], fp_hex[192]; /* its a=fingerprint */
+	char proto[24];			  /* its m= protocol (first RTP m-line) */
 	struct kice_ep_stream st[KICE_MAX_STREAMS];
 };
 
@@ -99,6 +120,10 @@ struct kice_side
 	bool ice_controlling; /* our role toward it (full agent) */
 	uint32_t ice_gen;	/* bumped when our credentials toward it change */
 	char ufrag[9], pwd[25]; /* our credentials toward it (CSPRNG) */
+	uint8_t crypto;	   /* enum kice_crypto the relay terminates toward it */
+	uint8_t mux_sent;  /* bit per m-line: our SDP to it had a=rtcp-mux */
+	bool sdes_set[KICE_MAX_STREAMS];
+	struct kice_sdes sdes[KICE_MAX_STREAMS]; /* our keys toward it (SDES) */
 	uint16_t port[KICE_MAX_STREAMS];		/* RTP port (RTCP = +1), 0 = none */
 };
 
@@ -136,6 +161,7 @@ struct kice_fwd_shared
 	struct kice_session *dead;	 /* sessions to close and free */
 	uint64_t pkts_relayed, bytes_relayed, pkts_dropped;
 	uint64_t stun_requests, stun_auth_failures, ice_successes, ice_failures;
+	uint64_t dtls_handshakes, dtls_failures, srtp_auth_failures;
 	uint32_t sessions;			 /* sessions it owns */
 	int pid;
 };

@@ -14,7 +14,9 @@
 #include "core/pt.h"
 #include "core/sr_module.h"
 
+#include "../../lib/dtls.h"
 #include "../../lib/fwd.h"
+#include "../../lib/srtp.h"
 #include "../../lib/log.h"
 #include "ice_mod.h"
 
@@ -28,6 +30,10 @@ int ice_session_timeout = 0;
 static int relatch_window = 3000;
 static int media_tos = 184; /* DSCP EF */
 static int hash_size = 4096;
+static char *dtls_cert_path = NULL;
+static char *dtls_key_path = NULL;
+static struct kice_dtls_cert *dtls_cert;
+static char dtls_fp[KICE_DTLS_FP_MAX];
 
 static struct kice_iface ifaces[KICE_MAX_IFACES];
 static int nifaces;
@@ -132,6 +138,8 @@ static param_export_t params[] = {
 	{"relatch_window", PARAM_INT, &relatch_window},
 	{"tos", PARAM_INT, &media_tos},
 	{"hash_size", PARAM_INT, &hash_size},
+	{"dtls_cert", PARAM_STRING, &dtls_cert_path},
+	{"dtls_key", PARAM_STRING, &dtls_key_path},
 	{0, 0, 0}
 };
 
@@ -239,6 +247,27 @@ static int mod_init(void)
 		}
 		fwd_wr[i] = fwd_fds[i][0];
 	}
+	/* DTLS: one certificate, made before the fork so every process knows
+	 * its fingerprint (DESIGN.md §2) */
+	if(kice_srtp_init() < 0) {
+		LM_ERR("cannot initialise libsrtp2\n");
+		return -1;
+	}
+	if(dtls_cert_path && dtls_key_path)
+		rc = kice_dtls_cert_load(&dtls_cert, dtls_cert_path, dtls_key_path);
+	else if(dtls_cert_path || dtls_key_path) {
+		LM_ERR("dtls_cert and dtls_key go together\n");
+		return -1;
+	} else
+		rc = kice_dtls_cert_create(&dtls_cert);
+	if(rc < 0 || kice_dtls_cert_fingerprint(dtls_cert, dtls_fp, sizeof(dtls_fp))
+						 < 0) {
+		LM_ERR("cannot %s the DTLS certificate (%s)\n",
+				dtls_cert_path ? "load" : "create", strerror(-rc));
+		return -1;
+	}
+	LM_INFO("DTLS certificate fingerprint: %s\n", dtls_fp);
+	ice_ctx.fingerprint = dtls_fp;
 	ice_nfwd = forwarders;
 	ice_ctx.t = t;
 	ice_ctx.ctl_fds = fwd_wr;
@@ -277,6 +306,7 @@ static void fwd_main(int idx)
 	for(i = 0; i < nifaces; i++)
 		addrs[i] = ifaces[i].local;
 	cfg.ifaces = addrs;
+	cfg.cert = dtls_cert;
 	cfg.nifaces = (unsigned)nifaces;
 	if(cfg_child_init() < 0)
 		LM_ERR("forwarder %d: cfg_child_init failed\n", idx);
@@ -312,6 +342,8 @@ static int child_init(int rank)
 
 static void mod_destroy(void)
 {
+	kice_dtls_cert_destroy(dtls_cert);
+	dtls_cert = NULL;
 	if(ice_ctx.t) {
 		kice_table_destroy(ice_ctx.t);
 		ice_ctx.t = NULL;

@@ -31,6 +31,13 @@ static const char *ice_state_name(int s)
 	return s >= 0 && s < 4 ? n[s] : "?";
 }
 
+static const char *dtls_state_name(int s)
+{
+	static const char *const n[] = {
+			"none", "new", "handshaking", "connected", "failed", "closed"};
+	return s >= 0 && s < 6 ? n[s] : "?";
+}
+
 static void add_endpoint(rpc_t *rpc, void *ctx, void *legs,
 		const struct kice_session *s, const struct kice_endpoint *ep,
 		int side, const char *role)
@@ -62,6 +69,14 @@ static void add_endpoint(rpc_t *rpc, void *ctx, void *legs,
 				(int)st->ice_checks_sent, "ice_checks_received",
 				(int)st->ice_checks_recv, "ice_auth_failures",
 				(int)st->ice_auth_fail, "ice_end_of_candidates", (int)st->eoc);
+		rpc->struct_add(sh, "ssssdd", "crypto",
+				s->side[side].crypto == KICE_CRYPTO_DTLS	  ? "dtls-srtp"
+				: s->side[side].crypto == KICE_CRYPTO_SDES ? "sdes-srtp"
+															: "none",
+				"dtls", dtls_state_name(st->dtls_state), "srtp_profile",
+				st->srtp_profile, "dtls_cipher", st->dtls_cipher,
+				"srtp_auth_failures", (int)st->srtp_auth_fail, "srtp_replays",
+				(int)st->srtp_replays);
 		if(rpc->struct_add(sh, "[", "components", &ca) < 0)
 			return;
 		for(c = 0; c < 2; c++) {
@@ -224,6 +239,23 @@ static counter_val_t st_ice_fail(void)
 	return (counter_val_t)sum_fwd(offsetof(struct kice_fwd_shared, ice_failures));
 }
 
+static counter_val_t st_dtls_ok(void)
+{
+	return (counter_val_t)sum_fwd(
+			offsetof(struct kice_fwd_shared, dtls_handshakes));
+}
+
+static counter_val_t st_dtls_fail(void)
+{
+	return (counter_val_t)sum_fwd(offsetof(struct kice_fwd_shared, dtls_failures));
+}
+
+static counter_val_t st_srtp_fail(void)
+{
+	return (counter_val_t)sum_fwd(
+			offsetof(struct kice_fwd_shared, srtp_auth_failures));
+}
+
 static counter_val_t st_ports(void)
 {
 	uint32_t used = 0, total = 0;
@@ -245,6 +277,9 @@ stat_export_t ice_stats[] = {
 	{"stun_auth_failures", STAT_IS_FUNC, (stat_var **)st_stun_fail},
 	{"ice_successes", STAT_IS_FUNC, (stat_var **)st_ice_ok},
 	{"ice_failures", STAT_IS_FUNC, (stat_var **)st_ice_fail},
+	{"dtls_handshakes", STAT_IS_FUNC, (stat_var **)st_dtls_ok},
+	{"dtls_failures", STAT_IS_FUNC, (stat_var **)st_dtls_fail},
+	{"srtp_auth_failures", STAT_IS_FUNC, (stat_var **)st_srtp_fail},
 	{0, 0, 0}
 };
 /* clang-format on */
@@ -257,6 +292,9 @@ static void rpc_stats(rpc_t *rpc, void *ctx)
 	kice_ports_usage(ice_ctx.t->ports, &used, &total);
 	if(rpc->add(ctx, "{", &h) < 0)
 		return;
+	rpc->struct_add(h, "jjj", "dtls_handshakes", (unsigned long)st_dtls_ok(),
+			"dtls_failures", (unsigned long)st_dtls_fail(),
+			"srtp_auth_failures", (unsigned long)st_srtp_fail());
 	rpc->struct_add(h, "jjjj", "stun_requests", (unsigned long)st_stun(),
 			"stun_auth_failures", (unsigned long)st_stun_fail(),
 			"ice_successes", (unsigned long)st_ice_ok(), "ice_failures",

@@ -20,7 +20,9 @@
 #include <cmocka.h>
 
 #include "call.h"
+#include "dtls.h"
 #include "fwd.h"
+#include "srtp.h"
 #include "ice.h"
 #include "sdp.h"
 #include "sdp_ice.h"
@@ -40,6 +42,8 @@ struct env
 	pthread_t th;
 	volatile int stop;
 	struct kice_fwd_cfg cfg;
+	struct kice_dtls_cert *cert;
+	char fp[KICE_DTLS_FP_MAX];
 };
 
 static void *fwd_thread(void *arg)
@@ -69,6 +73,11 @@ static int setup(void **state)
 	e.cfg.stop = &e.stop;
 	e.cfg.ifaces = &e.ifc.local;
 	e.cfg.nifaces = 1;
+	assert_int_equal(kice_srtp_init(), 0);
+	assert_int_equal(kice_dtls_cert_create(&e.cert), 0);
+	assert_true(kice_dtls_cert_fingerprint(e.cert, e.fp, sizeof(e.fp)) > 0);
+	e.cfg.cert = e.cert;
+	e.ctx.fingerprint = e.fp;
 	assert_int_equal(pthread_create(&e.th, NULL, fwd_thread, &e), 0);
 	*state = &e;
 	return 0;
@@ -83,6 +92,7 @@ static int teardown(void **state)
 	close(e->sv[0]);
 	close(e->sv[1]);
 	kice_table_destroy(e->t);
+	kice_dtls_cert_destroy(e->cert);
 	return 0;
 }
 
@@ -853,6 +863,304 @@ static void test_relay_path_when_p2p_fails(void **state)
 	relay_case(*state, "relay-via", false);
 }
 
+/* ---- WebRTC (ICE + DTLS-SRTP, or SDES) <-> plain RTP through the relay ---- */
+
+struct wpeer
+{
+	struct peer p;				 /* ICE agent and socket */
+	struct kice_dtls_cert *cert; /* its own certificate */
+	struct kice_dtls *dtls;
+	struct kice_srtp *srtp;
+	uint8_t last[256];
+	size_t last_len;
+	int plain_in; /* decrypted media packets */
+};
+
+static void wsend(void *ctx, const uint8_t *pkt, size_t len)
+{
+	struct wpeer *w = ctx;
+	uint8_t li;
+	const struct kice_addr *sel = kice_ice_selected(&w->p.ice, 1, &li);
+	struct sockaddr_storage ss;
+
+	if(sel)
+		sendto(w->p.fd, pkt, len, 0, (struct sockaddr *)&ss,
+				kice_addr_to_sa(sel, &ss));
+}
+
+/* one poll round for the WebRTC peer (ICE, DTLS, SRTP) and a plain peer */
+static void wpump(struct wpeer *w, int plain_fd, int *plain_in, uint8_t *plain_last,
+		int ms)
+{
+	uint64_t end = kice_now_ms() + (uint64_t)ms;
+	uint8_t buf[2048];
+	int n;
+
+	while(kice_now_ms() < end) {
+		struct pollfd pf[2] = {{w->p.fd, POLLIN, 0}, {plain_fd, POLLIN, 0}};
+		struct sockaddr_storage ss;
+		socklen_t l = sizeof(ss);
+		struct kice_addr src;
+
+		poll(pf, 2, 5);
+		while((n = (int)recvfrom(w->p.fd, buf, sizeof(buf), MSG_DONTWAIT,
+					   (struct sockaddr *)&ss, &l))
+				> 0) {
+			kice_addr_from_sa(&src, (struct sockaddr *)&ss);
+			if(kice_ice_input(&w->p.ice, now_us(), 0, &src, buf, (size_t)n) != 0)
+				continue;
+			if(buf[0] >= 20 && buf[0] <= 63 && w->dtls) {
+				kice_dtls_input(w->dtls, now_us(), buf, (size_t)n);
+			} else if(buf[0] >= 128 && w->srtp) {
+				size_t len = (size_t)n;
+				if(kice_srtp_unprotect(w->srtp, buf, &len) == 0) {
+					w->plain_in++;
+					memcpy(w->last, buf, len < sizeof(w->last) ? len : sizeof(w->last));
+					w->last_len = len;
+				}
+			}
+			l = sizeof(ss);
+		}
+		while((n = (int)recv(plain_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+			(*plain_in)++;
+			memcpy(plain_last, buf, 172);
+		}
+		kice_ice_tick(&w->p.ice, now_us());
+		if(w->dtls) {
+			kice_dtls_tick(w->dtls, now_us());
+			if(w->srtp == NULL && kice_dtls_state(w->dtls) == KICE_DTLS_CONNECTED) {
+				struct kice_srtp_keys tx, rx;
+				assert_int_equal(kice_dtls_srtp_keys(w->dtls, &tx, &rx), 0);
+				assert_int_equal(kice_srtp_create(&w->srtp, &tx, &rx), 0);
+			}
+		}
+	}
+}
+
+static const char *webrtc_fmt =
+		"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+		"a=group:BUNDLE 0\r\n"
+		"m=audio %u UDP/TLS/RTP/SAVPF 0\r\n"
+		"c=IN IP4 127.0.0.1\r\n"
+		"a=mid:0\r\na=rtcp-mux\r\na=rtcp-fb:0 nack\r\n"
+		"a=ice-ufrag:WWWW\r\na=ice-pwd:wwwwwwwwwwwwwwwwwwwwww\r\n"
+		"a=fingerprint:%s\r\na=setup:actpass\r\n"
+		"a=candidate:1 1 UDP 2130706431 127.0.0.1 %u typ host\r\n"
+		"a=end-of-candidates\r\n";
+
+static int sdp_msg(struct env *e, const char *callid, bool req, const char *ttag,
+		const char *flags, const char *body, char *out, size_t cap,
+		const char **why)
+{
+	struct kice_msg m;
+	struct kice_flags fl;
+
+	memset(&m, 0, sizeof(m));
+	m.is_request = req;
+	m.final = !req;
+	m.op = req ? KICE_OP_OFFER : KICE_OP_ANSWER;
+	m.callid = kice_slice_make(callid, strlen(callid));
+	m.from_tag = KICE_SLICE_LIT("fw");
+	m.to_tag = kice_slice_make(ttag, ttag ? strlen(ttag) : 0);
+	m.body = body;
+	m.len = strlen(body);
+	assert_int_equal(kice_flags_parse(&fl, flags, strlen(flags), NULL), 0);
+	return kice_call_sdp(&e->ctx, &m, &fl, out, cap, why);
+}
+
+static void webrtc_to_plain(struct env *e, const char *callid, bool tamper)
+{
+	struct wpeer w;
+	char body[2048], out[4096], fp[KICE_DTLS_FP_MAX], *p;
+	const char *why;
+	uint16_t pb, relay_b, relay_w = 0;
+	int fb = udp_sock(&pb), n, i, b_in = 0;
+	uint8_t b_last[172], pkt[400];
+	struct kice_sdp sdp;
+
+	memset(&w, 0, sizeof(w));
+	peer_init(&w.p, "WWWW", "wwwwwwwwwwwwwwwwwwwwww", true);
+	assert_int_equal(kice_dtls_cert_create(&w.cert), 0);
+	kice_dtls_cert_fingerprint(w.cert, fp, sizeof(fp));
+	if(tamper)
+		fp[10] = fp[10] == 'A' ? 'B' : 'A';
+	snprintf(body, sizeof(body), webrtc_fmt, w.p.port, fp, w.p.port);
+	n = sdp_msg(e, callid, true, NULL, "RTP/AVP remove", body, out, sizeof(out), &why);
+	if(n < 0)
+		print_error("offer: %s\n", why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	/* what the phone gets: plain RTP/AVP, nothing of WebRTC's transport */
+	assert_non_null(strstr(out, " RTP/AVP 0\r\n"));
+	assert_null(strstr(out, "a=fingerprint"));
+	assert_null(strstr(out, "a=setup"));
+	assert_null(strstr(out, "a=candidate"));
+	assert_null(strstr(out, "a=rtcp-mux"));
+	assert_null(strstr(out, "a=rtcp-fb"));
+	assert_non_null(strstr(out, "a=rtcp:"));
+	assert_int_equal(kice_sdp_parse(&sdp, out, (size_t)n), 0);
+	relay_b = sdp.media[0].port;
+	snprintf(body, sizeof(body), offer_fmt, "127.0.0.1", "127.0.0.1", pb, "");
+	n = sdp_msg(e, callid, false, "tb", "UDP/TLS/RTP/SAVPF force", body, out,
+			sizeof(out), &why);
+	if(n < 0)
+		print_error("answer: %s\n", why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	/* what the browser gets: DTLS-SRTP with our fingerprint, ICE, mux */
+	assert_non_null(strstr(out, " UDP/TLS/RTP/SAVPF 0\r\n"));
+	assert_non_null(strstr(out, "a=setup:active\r\n"));
+	assert_non_null(strstr(out, e->fp));
+	assert_non_null(strstr(out, "a=rtcp-mux"));
+	peer_learn(&w.p, out, (size_t)n);
+	p = strstr(out, "m=audio ");
+	relay_w = (uint16_t)atoi(p + 8);
+	assert_true(relay_w >= PMIN);
+	{
+		/* the relay is the DTLS client (it answered active) */
+		char alg[16], hex[200];
+		const char *f = strstr(out, "a=fingerprint:") + 14;
+		sscanf(f, "%15s %199s", alg, hex);
+		assert_int_equal(kice_dtls_create(&w.dtls, w.cert, KICE_DTLS_SERVER,
+								 alg, hex, wsend, &w),
+				0);
+	}
+	wpump(&w, fb, &b_in, b_last, 4000);
+	if(tamper) {
+		/* the relay refused our certificate: no keys, no media */
+		assert_int_not_equal(kice_dtls_state(w.dtls), KICE_DTLS_CONNECTED);
+		assert_null(w.srtp);
+		rtp_pkt(pkt, 1, 0x77);
+		send_to(fb, relay_b, pkt, 172);
+		wpump(&w, fb, &b_in, b_last, 200);
+		assert_int_equal(w.plain_in, 0);
+	} else {
+		assert_int_equal(kice_dtls_state(w.dtls), KICE_DTLS_CONNECTED);
+		assert_non_null(w.srtp);
+		for(i = 0; i < 10; i++) {
+			size_t len = 172;
+			rtp_pkt(pkt, (uint16_t)(100 + i), 0xc1);
+			assert_int_equal(kice_srtp_protect(w.srtp, pkt, &len, sizeof(pkt)), 0);
+			assert_true(len > 172);
+			wsend(&w, pkt, len);
+			rtp_pkt(pkt, (uint16_t)(200 + i), 0xd2);
+			send_to(fb, relay_b, pkt, 172);
+			wpump(&w, fb, &b_in, b_last, 30);
+		}
+		wpump(&w, fb, &b_in, b_last, 150);
+		/* the phone got plain RTP with the browser's payload */
+		assert_int_equal(b_in, 10);
+		assert_int_equal(b_last[0], 0x80);
+		assert_int_equal(b_last[12], 0xc1);
+		/* the browser got SRTP it could decrypt, with the phone's payload */
+		assert_int_equal(w.plain_in, 10);
+		assert_int_equal(w.last_len, 172);
+		assert_int_equal(w.last[12], 0xd2);
+		/* a tampered SRTP packet is dropped and counted */
+		{
+			size_t len = 172;
+			uint64_t before = e->t->fwd[0].srtp_auth_failures;
+			rtp_pkt(pkt, 300, 0xc1);
+			kice_srtp_protect(w.srtp, pkt, &len, sizeof(pkt));
+			pkt[20] ^= 1;
+			wsend(&w, pkt, len);
+			wpump(&w, fb, &b_in, b_last, 150);
+			assert_int_equal(b_in, 10);
+			assert_int_equal(e->t->fwd[0].srtp_auth_failures, before + 1);
+		}
+	}
+	kice_call_delete(&e->ctx, kice_slice_make(callid, strlen(callid)));
+	wait_ports_free(e, 0);
+	kice_srtp_destroy(w.srtp);
+	kice_dtls_destroy(w.dtls);
+	kice_dtls_cert_destroy(w.cert);
+	close(w.p.fd);
+	close(fb);
+}
+
+static void test_webrtc_to_plain(void **state)
+{
+	webrtc_to_plain(*state, "webrtc-1", false);
+}
+
+static void test_webrtc_bad_fingerprint(void **state)
+{
+	webrtc_to_plain(*state, "webrtc-2", true);
+}
+
+/* SDES-SRTP phone <-> plain RTP phone */
+static void test_sdes_to_plain(void **state)
+{
+	struct env *e = *state;
+	struct kice_sdes mine, relays;
+	struct kice_srtp *ctx = NULL;
+	struct kice_srtp_keys none;
+	char crypto[KICE_SDES_MAX], extra[256], body[1024], out[4096];
+	const char *why, *c;
+	uint16_t pa, pb, relay_a, relay_b;
+	int fa = udp_sock(&pa), fb = udp_sock(&pb), n;
+	uint8_t pkt[400], buf[400];
+	size_t len;
+
+	(void)none;
+	assert_int_equal(kice_sdes_generate(KICE_SRTP_AES128_CM_SHA1_80, &mine), 0);
+	assert_true(kice_sdes_format(&mine, crypto, sizeof(crypto)) > 0);
+	snprintf(extra, sizeof(extra), "a=crypto:%s\r\n", crypto);
+	snprintf(body, sizeof(body), offer_fmt, "127.0.0.1", "127.0.0.1", pa, extra);
+	/* the SDES offer says RTP/SAVP */
+	{
+		char *q = strstr(body, "RTP/AVP");
+		memmove(q + 8, q + 7, strlen(q + 7) + 1);
+		memcpy(q, "RTP/SAVP", 8);
+	}
+	n = sdp_msg(e, "sdes-1", true, NULL, "RTP/AVP", body, out, sizeof(out), &why);
+	if(n < 0)
+		print_error("offer: %s\n", why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_null(strstr(out, "a=crypto"));
+	assert_non_null(strstr(out, " RTP/AVP 0"));
+	relay_b = m_port(out);
+	snprintf(body, sizeof(body), offer_fmt, "127.0.0.1", "127.0.0.1", pb, "");
+	n = sdp_msg(e, "sdes-1", false, "tb", "RTP/SAVP sdes", body, out, sizeof(out), &why);
+	if(n < 0)
+		print_error("answer: %s\n", why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	assert_non_null(strstr(out, " RTP/SAVP 0"));
+	c = strstr(out, "a=crypto:");
+	assert_non_null(c);
+	{
+		const char *eol = strstr(c, "\r\n");
+		assert_int_equal(kice_sdes_parse(kice_slice_make(c + 9, (size_t)(eol - c - 9)),
+								 &relays),
+				0);
+	}
+	assert_int_equal(relays.tag, mine.tag);
+	relay_a = m_port(out);
+	assert_int_equal(kice_srtp_create(&ctx, &mine.keys, &relays.keys), 0);
+	usleep(50000);
+	rtp_pkt(pkt, 1, 0xe1);
+	len = 172;
+	assert_int_equal(kice_srtp_protect(ctx, pkt, &len, sizeof(pkt)), 0);
+	send_to(fa, relay_a, pkt, len);
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], 0xe1);
+	rtp_pkt(pkt, 1, 0xe2);
+	send_to(fb, relay_b, pkt, 172);
+	n = recv_within(fa, buf, sizeof(buf), 500, NULL);
+	assert_true(n > 172);
+	len = (size_t)n;
+	assert_int_equal(kice_srtp_unprotect(ctx, buf, &len), 0);
+	assert_int_equal(len, 172);
+	assert_int_equal(buf[12], 0xe2);
+	kice_srtp_destroy(ctx);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("sdes-1"));
+	wait_ports_free(e, 0);
+	close(fa);
+	close(fb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -867,6 +1175,9 @@ int main(void)
 		cmocka_unit_test(test_force_ice_unvalidated_media_dropped),
 		cmocka_unit_test(test_relay_p2p_wins),
 		cmocka_unit_test(test_relay_path_when_p2p_fails),
+		cmocka_unit_test(test_webrtc_to_plain),
+		cmocka_unit_test(test_webrtc_bad_fingerprint),
+		cmocka_unit_test(test_sdes_to_plain),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
