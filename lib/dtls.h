@@ -37,7 +37,8 @@
 #define KICE_DTLS_MTU 1200 /* largest datagram we send */
 
 /* Retransmission (RFC 6347 §4.2.4.1): the timer starts at INITIAL and
- * doubles up to MAX; a handshake not done after HANDSHAKE_US fails. */
+ * doubles up to MAX. A handshake not done HANDSHAKE_US after
+ * kice_dtls_start() or the first record fails ("handshake timed out"). */
 #define KICE_DTLS_RTO_INITIAL_US 500000
 #define KICE_DTLS_RTO_MAX_US 4000000
 #define KICE_DTLS_HANDSHAKE_US 30000000
