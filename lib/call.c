@@ -276,6 +276,8 @@ static void learn_crypto(struct kice_endpoint *ep, const struct kice_sdp *sdp)
 		if(first == NULL && md->port && proto_has(md->proto, "RTP"))
 			first = md;
 		es->sdes_ok = false;
+		if(!kice_slice_cpy(es->mid, sizeof(es->mid), md->mid))
+			es->mid[0] = '\0';
 		while(pos < md->end && kice_sdp_line_next(sdp->buf, md->end, &pos, &l)) {
 			if(l.type != 'a')
 				continue;
@@ -363,6 +365,16 @@ static int plan_transport(struct kice_ctx *c, struct kice_session *s,
 			}
 			continue;
 		}
+		/* RFC 8843 / JSEP: a WebRTC endpoint matches m-lines by a=mid: an
+		 * answer carries the offer's, an offer gets one */
+		if(rs->crypto == KICE_CRYPTO_DTLS && !r->skip && sdp->media[i].mid.len == 0) {
+			if(!offer && rep && rep->st[i].mid[0])
+				snprintf(r->mid, sizeof(r->mid), "%s", rep->st[i].mid);
+			else if(offer)
+				snprintf(r->mid, sizeof(r->mid), "%u", i);
+		}
+		if(rs->crypto == KICE_CRYPTO_DTLS && !offer && !r->skip)
+			r->rtcp_port = r->rtp_port; /* rtcp-mux toward the browser */
 		if(r->skip || rs->crypto != KICE_CRYPTO_SDES)
 			continue;
 		if(!rs->sdes_set[i]) {
@@ -602,6 +614,10 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 		kice_addr_ip_str(&ifc->adv, rw.media[i].addr, sizeof(rw.media[i].addr));
 		rw.media[i].rtp_port = s->side[rside].port[i];
 		rw.media[i].rtcp_port = (uint16_t)(s->side[rside].port[i] + 1);
+		/* RFC 5761 §5.1.3: an answer that keeps rtcp-mux names the RTP port
+		 * for RTCP too (and ICE gets one component) */
+		if(!offer && md->rtcp_mux && !convert_proto[0])
+			rw.media[i].rtcp_port = rw.media[i].rtp_port;
 	}
 	for(; i < KICE_MAX_STREAMS; i++)
 		ep->st[i].present = false;

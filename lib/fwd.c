@@ -442,7 +442,7 @@ static bool ep_dest(struct fsess *fs, int e, int st, struct kice_addr *to,
 
 	*comp_off = 0;
 	if(a) {
-		sel = kice_ice_selected(&a->ice, 1, comp_off);
+		sel = kice_ice_media_path(&a->ice, 1, comp_off);
 		if(sel == NULL)
 			return false;
 		*to = *sel;
@@ -1230,6 +1230,11 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 
 	if(fs->snap.state == KICE_SESS_DELETED || !kice_addr_from_sa(&src, sa))
 		goto drop;
+	/* drops before the sender is known count on the leg's main endpoint */
+	if(r->side == 0)
+		cnt = &s->caller.st[r->stream].cnt[r->comp];
+	else if(fs->snap.active_callee < KICE_MAX_CALLEES)
+		cnt = &s->callee[fs->snap.active_callee].st[r->stream].cnt[r->comp];
 	kind = kice_pkt_classify(pkt, len);
 	{
 		const struct kice_endpoint *eps[2];
@@ -1344,7 +1349,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	da = fs->ag[dside == 0 ? 0 : 1 + ai][r->stream];
 	if(da) {
 		uint8_t lidx = 0;
-		const struct kice_addr *sel = kice_ice_selected(&da->ice,
+		const struct kice_addr *sel = kice_ice_media_path(&da->ice,
 				da->ice.cfg.ncomp == 1 ? 1 : (uint8_t)(dc + 1), &lidx);
 		if(sel == NULL)
 			goto drop; /* not connected (yet), or consent lost */

@@ -1428,6 +1428,31 @@ const struct kice_addr *kice_ice_selected(
 	return NULL;
 }
 
+const struct kice_addr *kice_ice_media_path(
+		const struct kice_ice *a, uint8_t component, uint8_t *local_idx)
+{
+	const struct kice_ice_pair *p, *best = NULL;
+	const struct kice_addr *sel;
+	unsigned i;
+
+	sel = kice_ice_selected(a, component, local_idx);
+	if(sel != NULL || a == NULL || component < 1 || component > a->cfg.ncomp)
+		return sel;
+	/* RFC 8445 §12.1: before a pair is selected, media may be sent on a
+	 * valid pair; the highest-priority one is the best guess */
+	for(i = 0; i < a->npairs; i++) {
+		p = &a->pairs[i];
+		if(comp_of(a, p) == component && p->state == KICE_PAIR_SUCCEEDED
+				&& !p->consent_lost && (best == NULL || p->prio > best->prio))
+			best = p;
+	}
+	if(best == NULL)
+		return NULL;
+	if(local_idx != NULL)
+		*local_idx = a->local[best->lc].local_idx;
+	return &a->remote[best->rc].addr;
+}
+
 bool kice_ice_source_ok(const struct kice_ice *a, uint8_t component,
 		const struct kice_addr *src)
 {

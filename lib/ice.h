@@ -262,6 +262,12 @@ uint64_t kice_ice_next_deadline(const struct kice_ice *a);
 const struct kice_addr *kice_ice_selected(
 		const struct kice_ice *a, uint8_t component, uint8_t *local_idx);
 
+/* Where to send media of component now: the selected pair, else (RFC 8445
+ * §12.1) the highest-priority valid pair whose consent holds; NULL if
+ * none. Same conventions as kice_ice_selected(). */
+const struct kice_addr *kice_ice_media_path(
+		const struct kice_ice *a, uint8_t component, uint8_t *local_idx);
+
 /* true if media from src (borrowed) on component may be accepted: src is
  * the remote address of a valid (succeeded) pair of that component whose
  * consent has not expired */

@@ -523,6 +523,11 @@ static int convert_transport(struct ctx *c)
 			if(rc < 0)
 				return rc;
 		}
+		if(r->mid[0]) {
+			snprintf(line, sizeof(line), "a=mid:%s", r->mid);
+			if((rc = insert_line(c, m->end, line)) < 0)
+				return rc;
+		}
 		if(rw->add_rtcp_mux && !m->rtcp_mux
 				&& (rc = insert_line(c, m->end, "a=rtcp-mux")) < 0)
 			return rc;

@@ -33,6 +33,7 @@ struct kice_rewrite_media
 	bool reject;	 /* with skip: write port 0 (e.g. a data channel toward
 					  * a plain RTP phone) */
 	char crypto[176]; /* transport: an a=crypto value to add, "" none */
+	char mid[16];	  /* transport: an a=mid value to add, "" none */
 	enum kice_af af; /* KICE_AF_INET or KICE_AF_INET6 */
 	char addr[46];	 /* relay address to advertise, NUL-terminated */
 	uint16_t rtp_port, rtcp_port; /* rtcp_port == rtp_port: rtcp-mux only */

@@ -76,6 +76,7 @@ struct kice_ep_stream
 	struct kice_addr sdp[2];	 /* RTP, RTCP as its SDP advertised */
 	struct kice_addr latched[2]; /* learned from its packets (forwarder) */
 	struct kice_counters cnt[2]; /* forwarder-written */
+	char mid[16];				 /* its a=mid */
 	bool sdes_ok;				 /* sdes holds its a=crypto (SDES) */
 	struct kice_sdes sdes;		 /* its key: what we unprotect with */
 	/* crypto as the forwarder sees it (forwarder-written, for RPC) */

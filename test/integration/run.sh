@@ -9,16 +9,30 @@
 #
 # Env: ICE_SO (default <repo>/modules/ice/ice.so), ICE_ALLOW_NO_MODULE=1,
 # ICE_NO_MODULE=1, ICE_TEST_OUT (logs, default /tmp/icet-out),
-# ICE_TEST_TIMEOUT (seconds per test, default 45), ICE_TEST_VERBOSE=1 (print
+# ICE_TEST_TIMEOUT (seconds per test, default 45; ice_matrix 420 or
+# ICE_MATRIX_TIMEOUT, ice_security and ice_baresip 120), ICE_TEST_BUDGET
+# (seconds after which no test is started, default 750), ICE_TEST_VERBOSE=1 (print
 # every test's output, not only a failing test's), ICE_TEST_DEBUG (kamailio
 # debug level, default 2).
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ALL_TESTS=(call_basic malformed_sdp reinvite_keeps_ports nat_latching
-	forked_early_media)
+	forked_early_media ice_matrix ice_security ice_baresip
+	webrtc_bridge webrtc_security webrtc_sdes baresip_bridge)
 PER_TEST=${ICE_TEST_TIMEOUT:-45}
-BUDGET=270 # the whole run stays under 5 minutes
+# the sipp tests stay under 5 minutes; the ICE tests (about 4 minutes
+# together) get 8 more
+BUDGET=${ICE_TEST_BUDGET:-1100}
+# the ICE tests place many calls each: their own timeouts
+test_timeout() {
+	case "$1" in
+	ice_matrix) echo "${ICE_MATRIX_TIMEOUT:-420}" ;;
+	ice_security | ice_baresip) echo 120 ;;
+	webrtc_bridge | webrtc_security | webrtc_sdes | baresip_bridge) echo 90 ;;
+	*) echo "$PER_TEST" ;;
+	esac
+}
 export ICE_TEST_OUT=${ICE_TEST_OUT:-/tmp/icet-out}
 export PYTHONDONTWRITEBYTECODE=1
 PY=/usr/bin/python3
@@ -112,7 +126,7 @@ for t in "${TESTS[@]}"; do
 		failed+=("$t")
 		continue
 	fi
-	limit=$PER_TEST
+	limit=$(test_timeout "$t")
 	[ $limit -gt $left ] && limit=$left
 	t0=$(date +%s)
 	timeout -k 5 "$limit" $PY "$f" >"$out" 2>&1 &

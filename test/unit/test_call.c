@@ -1010,6 +1010,7 @@ static void webrtc_to_plain(struct env *e, const char *callid, bool tamper)
 	/* what the browser gets: DTLS-SRTP with our fingerprint, ICE, mux */
 	assert_non_null(strstr(out, " UDP/TLS/RTP/SAVPF 0\r\n"));
 	assert_non_null(strstr(out, "a=setup:active\r\n"));
+	assert_non_null(strstr(out, "a=mid:0\r\n")); /* the offer's */
 	assert_non_null(strstr(out, e->fp));
 	assert_non_null(strstr(out, "a=rtcp-mux"));
 	peer_learn(&w.p, out, (size_t)n);
