@@ -624,7 +624,11 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	if(sdp.nmedia > s->nstreams)
 		s->nstreams = (uint8_t)sdp.nmedia;
 	ep->gen++;
-	ep->relatch_until_ms = now + c->relatch_window_ms;
+	/* strict-source: the first source an endpoint's media comes from is the
+	 * only one ever accepted, even right after a re-INVITE */
+	if(fl->strict_source)
+		ep->strict_source = true;
+	ep->relatch_until_ms = ep->strict_source ? 0 : now + c->relatch_window_ms;
 	s->last_signal_ms = now;
 	if(side == 1 && !m->is_request) {
 		s->active_callee = (uint8_t)(ep - s->callee);

@@ -100,6 +100,7 @@ struct kice_endpoint
 	char tag[KICE_TAG_MAX];
 	uint32_t gen;				/* bumped by each SDP it sends */
 	uint64_t relatch_until_ms;	/* re-latching allowed until (monotonic) */
+	bool strict_source;			/* never re-latch (flag strict-source) */
 	bool ice;					/* its SDP carried ICE */
 	bool ice_lite;				/* ... as an ICE-lite agent */
 	uint32_t ice_gen;			/* bumped when its credentials change */

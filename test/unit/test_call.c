@@ -312,6 +312,52 @@ static void test_stray_source_not_forwarded(void **state)
 	close(fx);
 }
 
+/* strict-source: even inside the re-latch window right after a
+ * re-INVITE, media from a new source is refused */
+static void test_strict_source(void **state)
+{
+	struct env *e = *state;
+	char out[2048];
+	const char *why;
+	struct kice_msg m;
+	struct kice_flags fl;
+	char body[512];
+	uint16_t pa, pb, px, relay_a;
+	int fa = udp_sock(&pa), fb = udp_sock(&pb), fx = udp_sock(&px), n;
+	uint8_t pkt[172], buf[256];
+
+	memset(&m, 0, sizeof(m));
+	m.callid = KICE_SLICE_LIT("strict-1");
+	m.from_tag = KICE_SLICE_LIT("f");
+	m.is_request = true;
+	m.op = KICE_OP_OFFER;
+	snprintf(body, sizeof(body), offer_fmt, "127.0.0.1", "127.0.0.1", pa, "");
+	m.body = body;
+	m.len = strlen(body);
+	assert_int_equal(kice_flags_parse(&fl, "remove strict-source", 20, NULL), 0);
+	assert_true(kice_call_sdp(&e->ctx, &m, &fl, out, sizeof(out), &why) > 0);
+	n = do_sdp(e, "strict-1", false, true, "f", "t", "127.0.0.1", pb, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	relay_a = m_port(out);
+	usleep(50000);
+	rtp_pkt(pkt, 1, 0x11);
+	send_to(fa, relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	/* a stray source right away (inside the normal window) is refused */
+	rtp_pkt(pkt, 2, 0x66);
+	send_to(fx, relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 300, NULL), -1);
+	send_to(fa, relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("strict-1"));
+	wait_ports_free(e, 0);
+	close(fa);
+	close(fb);
+	close(fx);
+}
+
 static void test_rtcp_separate_and_reinvite_keeps_ports(void **state)
 {
 	struct env *e = *state;
@@ -1167,6 +1213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_relay_both_ways_with_latching),
 		cmocka_unit_test(test_stray_source_not_forwarded),
+		cmocka_unit_test(test_strict_source),
 		cmocka_unit_test(test_rtcp_separate_and_reinvite_keeps_ports),
 		cmocka_unit_test(test_forked_early_media),
 		cmocka_unit_test(test_port_exhaustion_and_recovery),
