@@ -628,7 +628,18 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	 * only one ever accepted, even right after a re-INVITE */
 	if(fl->strict_source)
 		ep->strict_source = true;
-	ep->relatch_until_ms = ep->strict_source ? 0 : now + c->relatch_window_ms;
+	/* every offer or answer opens the latching window of every endpoint of
+	 * the call: media starts after the answer, however long it rang */
+	{
+		struct kice_endpoint *e2[1 + KICE_MAX_CALLEES];
+		int k;
+		e2[0] = &s->caller;
+		for(k = 0; k < KICE_MAX_CALLEES; k++)
+			e2[1 + k] = &s->callee[k];
+		for(k = 0; k < 1 + KICE_MAX_CALLEES; k++)
+			if(e2[k]->used)
+				e2[k]->relatch_until_ms = now + c->relatch_window_ms;
+	}
 	s->last_signal_ms = now;
 	if(side == 1 && !m->is_request) {
 		s->active_callee = (uint8_t)(ep - s->callee);

@@ -855,6 +855,11 @@ static void reap(struct fwd *f)
 	}
 }
 
+static uint64_t since(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
 static void expire(struct fwd *f)
 {
 	struct fsess *fs;
@@ -865,9 +870,11 @@ static void expire(struct fwd *f)
 	for(i = 0; i < 1024; i++)
 		for(fs = f->hash[i]; fs; fs = fs->next) {
 			s = fs->s;
-			idle = f->now - __atomic_load_n(&s->last_media_ms,
-									__ATOMIC_RELAXED);
-			age = f->now - fs->snap.last_signal_ms;
+			/* stamps written by other processes may be a little newer
+			 * than our loop's clock: no wrap-around */
+			idle = since(f->now, __atomic_load_n(&s->last_media_ms,
+										 __ATOMIC_RELAXED));
+			age = since(f->now, fs->snap.last_signal_ms);
 			if(fs->snap.state == KICE_SESS_DELETED)
 				continue;
 			/* mode relay: media may flow peer-to-peer, never through us;
@@ -879,7 +886,7 @@ static void expire(struct fwd *f)
 						 && idle > f->cfg->media_timeout_s * 1000ull
 						 && age > f->cfg->media_timeout_s * 1000ull)
 					   || (f->cfg->session_timeout_s
-							   && f->now - fs->snap.created_mono_ms
+							   && since(f->now, fs->snap.created_mono_ms)
 										  > f->cfg->session_timeout_s
 													* 1000ull)))
 				continue;
@@ -1280,15 +1287,32 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	lat = &st->latched[r->comp];
 	if(sa_) {
 		*lat = src;
-	} else if(lat->af == 0) {
-		/* symmetric latching: the first source is the endpoint's real
-		 * address; a new source is accepted only shortly after that
-		 * endpoint's SDP */
-		*lat = src;
 	} else if(!kice_addr_eq(lat, &src)) {
-		if(f->now > snd_snap->relatch_until_ms)
+		/* symmetric latching: the endpoint's real address is where its
+		 * media comes from. A source is learned (first time or anew) only
+		 * within the window after an SDP of the call, or if it is the
+		 * address the endpoint's SDP gave: a stray packet on an open port
+		 * never captures the stream (RTP Bleed). strict-source: never
+		 * anew. */
+		bool in_window = f->now <= snd_snap->relatch_until_ms;
+		bool is_sdp = kice_addr_eq(&snd_snap->st[r->stream].sdp[r->comp], &src);
+		const struct kice_addr *other = &st->latched[1 - r->comp];
+		if(lat->af != 0 && snd_snap->strict_source)
 			goto drop;
+		if(!is_sdp) {
+			if(!in_window)
+				goto drop;
+			/* RTP and RTCP of one endpoint come from one host: once one
+			 * component is latched, the other follows only that IP */
+			if(other->af != 0 && !kice_addr_eq_ip(other, &src))
+				goto drop;
+		}
 		*lat = src;
+		/* the RTP component leads: an RTCP latch from another host (a
+		 * stray packet that came first) is forgotten */
+		if(r->comp == 0 && st->latched[1].af != 0
+				&& !kice_addr_eq_ip(&st->latched[1], &src))
+			memset(&st->latched[1], 0, sizeof(st->latched[1]));
 	}
 	/* the relay's crypto toward the sender: DTLS to its association,
 	 * SRTP/SRTCP unprotected in place */
@@ -1344,7 +1368,8 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	 * had it and so did ours to it */
 	mux = dst_snap->st[r->stream].rtcp_mux
 		  && (fs->snap.side[dside].mux_sent & (1u << r->stream));
-	dc = (kind == KICE_PKT_RTCP && !mux) ? 1 : 0;
+	/* by component: what came to an RTCP port goes to the RTCP port */
+	dc = ((r->comp == 1 || kind == KICE_PKT_RTCP) && !mux) ? 1 : 0;
 	oport = fs->snap.side[dside].port[r->stream];
 	da = fs->ag[dside == 0 ? 0 : 1 + ai][r->stream];
 	if(da) {

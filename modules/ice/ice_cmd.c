@@ -25,7 +25,7 @@ static struct kice_slice sl(str s)
 }
 
 /* the message's SDP body; 1 found, 0 none, -1 not SDP or broken */
-static int sdp_body(sip_msg_t *msg, str *body)
+static int sdp_body(sip_msg_t *msg, str *body, str *callid)
 {
 	int mime;
 
@@ -40,17 +40,22 @@ static int sdp_body(sip_msg_t *msg, str *body)
 	if(body->len <= 0)
 		return 0;
 	if(body->s + body->len > msg->buf + msg->len) {
-		LM_ERR("ice_manage: Content-Length exceeds the message\n");
+		LM_ERR("ice_manage: Content-Length exceeds the message (Call-ID %.*s), "
+			   "message left untouched\n",
+				callid->len, callid->s);
 		return -1;
 	}
 	mime = parse_content_type_hdr(msg);
 	if(mime < 0) {
-		LM_ERR("ice_manage: bad Content-Type\n");
+		LM_ERR("ice_manage: bad Content-Type (Call-ID %.*s), message left "
+			   "untouched\n",
+				callid->len, callid->s);
 		return -1;
 	}
 	if(mime != 0 && mime != ((TYPE_APPLICATION << 16) + SUBTYPE_SDP)) {
 		LM_ERR("ice_manage: body is not application/sdp (multipart bodies "
-			   "are not handled)\n");
+			   "are not handled) (Call-ID %.*s), message left untouched\n",
+				callid->len, callid->s);
 		return -1;
 	}
 	return 1;
@@ -92,7 +97,10 @@ static int replace_body(sip_msg_t *msg, str *body, const char *nb, int len)
 	struct lump *anchor;
 	char *buf;
 
-	anchor = del_lump(msg, (int)(body->s - msg->buf), body->len, 0);
+	/* RFC 3261 §18.3: bytes past Content-Length are discarded, so the
+	 * whole rest of the datagram goes, not only Content-Length bytes */
+	anchor = del_lump(msg, (int)(body->s - msg->buf),
+			msg->len - (int)(body->s - msg->buf), 0);
 	if(anchor == NULL) {
 		LM_ERR("ice_manage: cannot delete the old body\n");
 		return -1;
@@ -163,7 +171,7 @@ int ice_cmd_manage(sip_msg_t *msg, str *flags, enum kice_flag_op op)
 				|| is_route_type(FAILURE_ROUTE))
 			return do_delete(&callid);
 	}
-	rc = sdp_body(msg, &body);
+	rc = sdp_body(msg, &body, &callid);
 	if(rc < 0)
 		return -1;
 	if(rc == 0)

@@ -358,6 +358,70 @@ static void test_strict_source(void **state)
 	close(fx);
 }
 
+/* RTP Bleed: a component that never latched is not captured by a stray
+ * source once the window after the last SDP has passed; its SDP address
+ * still is accepted. What arrives on an RTCP port goes to the RTCP port. */
+static void test_silent_endpoint_not_hijacked(void **state)
+{
+	struct env *e = *state;
+	char out[2048];
+	const char *why;
+	uint16_t pa, pb, px, relay_a, relay_b, from;
+	int fa = udp_sock(&pa), fb = udp_sock(&pb), fx = udp_sock(&px), n;
+	uint8_t pkt[172], buf[256];
+	uint32_t h = kice_table_hash(e->t, KICE_SLICE_LIT("bleed-1"));
+	struct kice_session *s;
+
+	n = do_sdp(e, "bleed-1", true, false, "f", NULL, "127.0.0.1", pa, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	relay_b = m_port(out);
+	n = do_sdp(e, "bleed-1", false, true, "f", "t", "127.0.0.1", pb, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	relay_a = m_port(out);
+	/* the window closes; nobody has sent anything yet */
+	kice_bucket_lock(e->t, h);
+	s = kice_session_find(e->t, h, KICE_SLICE_LIT("bleed-1"));
+	s->caller.relatch_until_ms = 0;
+	s->callee[0].relatch_until_ms = 0;
+	kice_bucket_unlock(e->t, h);
+	kice_fwd_notify(e->wr, s, KICE_FWD_UPDATE);
+	usleep(50000);
+	/* the attacker sprays the callee-facing port: nothing reaches the
+	 * caller, and the caller's audio does not go to the attacker */
+	rtp_pkt(pkt, 1, 0x66);
+	send_to(fx, relay_b, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fa, buf, sizeof(buf), 300, NULL), -1);
+	rtp_pkt(pkt, 2, 0x11);
+	send_to(fa, relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fx, buf, sizeof(buf), 300, NULL), -1);
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	/* the callee itself (its SDP address) still latches after the window */
+	rtp_pkt(pkt, 3, 0x22);
+	send_to(fb, relay_b, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fa, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], 0x22);
+	/* an RTP-looking packet on the RTCP port goes to the RTCP port */
+	{
+		uint16_t prt;
+		int frt = udp_sock(&prt);
+		close(frt);
+		rtp_pkt(pkt, 4, 0x33);
+		send_to(fa, (uint16_t)(relay_a + 1), pkt, sizeof(pkt));
+		n = recv_within(fb, buf, sizeof(buf), 300, &from);
+		assert_int_equal(n, -1); /* pb+1 is not pb: it went to port+1 */
+		(void)prt;
+	}
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("bleed-1"));
+	wait_ports_free(e, 0);
+	close(fa);
+	close(fb);
+	close(fx);
+}
+
 static void test_rtcp_separate_and_reinvite_keeps_ports(void **state)
 {
 	struct env *e = *state;
@@ -1214,6 +1278,7 @@ int main(void)
 		cmocka_unit_test(test_relay_both_ways_with_latching),
 		cmocka_unit_test(test_stray_source_not_forwarded),
 		cmocka_unit_test(test_strict_source),
+		cmocka_unit_test(test_silent_endpoint_not_hijacked),
 		cmocka_unit_test(test_rtcp_separate_and_reinvite_keeps_ports),
 		cmocka_unit_test(test_forked_early_media),
 		cmocka_unit_test(test_port_exhaustion_and_recovery),
