@@ -871,6 +871,54 @@ static void test_force_ice(void **state)
 	assert_int_not_equal(a.from, b.port);
 	assert_int_not_equal(b.from, a.port);
 	assert_true(a.from >= PMIN && a.from <= PMAX);
+	/* RFC 5245 §9.1.3.2 (X-Lite/Bria): after ICE completes the caller sends
+	 * an updated offer: c=/m= at its selected candidate, a=remote-candidates,
+	 * the same ufrag/pwd. Same relay ports, no restart, media goes on. */
+	{
+		char body[1024], out2[4096];
+		struct kice_msg m;
+		struct kice_flags fl;
+		const char *why;
+		uint16_t relay_b_before = b.from;
+		uint32_t gen_before;
+		uint32_t h = kice_table_hash(e->t, KICE_SLICE_LIT("ice-1"));
+
+		kice_bucket_lock(e->t, h);
+		gen_before = kice_session_find(e->t, h, KICE_SLICE_LIT("ice-1"))->side[0].ice_gen;
+		kice_bucket_unlock(e->t, h);
+		snprintf(body, sizeof(body), ice_sdp_fmt, a.port, a.ice.cfg.lufrag,
+				a.ice.cfg.lpwd, a.port);
+		strcat(body, "a=remote-candidates:1 127.0.0.1 ");
+		snprintf(body + strlen(body), 32, "%u\r\n", a.from);
+		memset(&m, 0, sizeof(m));
+		m.is_request = true;
+		m.op = KICE_OP_OFFER;
+		m.callid = KICE_SLICE_LIT("ice-1");
+		m.from_tag = KICE_SLICE_LIT("fa");
+		m.to_tag = KICE_SLICE_LIT("tb");
+		m.body = body;
+		m.len = strlen(body);
+		assert_int_equal(kice_flags_parse(&fl, "force", 5, NULL), 0);
+		n = kice_call_sdp(&e->ctx, &m, &fl, out2, sizeof(out2), &why);
+		assert_true(n > 0);
+		out2[n] = '\0';
+		assert_int_equal(m_port(out2), relay_b_before);
+		assert_null(strstr(out2, "remote-candidates"));
+		kice_bucket_lock(e->t, h);
+		assert_int_equal(kice_session_find(e->t, h, KICE_SLICE_LIT("ice-1"))->side[0].ice_gen,
+				gen_before);
+		kice_bucket_unlock(e->t, h);
+		pump(&a, &b, 200, false);
+		a.media = b.media = 0;
+		for(i = 0; i < 5; i++) {
+			assert_true(send_media(&a, 0xa3) > 0);
+			assert_true(send_media(&b, 0xb4) > 0);
+			pump(&a, &b, 20, false);
+		}
+		pump(&a, &b, 100, false);
+		assert_int_equal(a.media, 5);
+		assert_int_equal(b.media, 5);
+	}
 	kice_call_delete(&e->ctx, KICE_SLICE_LIT("ice-1"));
 	wait_ports_free(e, 0);
 	assert_true(e->t->fwd[0].ice_successes >= 2);
