@@ -19,7 +19,8 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ALL_TESTS=(call_basic malformed_sdp reinvite_keeps_ports nat_latching
 	forked_early_media ice_matrix ice_security ice_baresip
-	webrtc_bridge webrtc_security webrtc_sdes baresip_bridge)
+	webrtc_bridge webrtc_security webrtc_sdes baresip_bridge
+	hijack bad_input faults soak)
 PER_TEST=${ICE_TEST_TIMEOUT:-45}
 # the sipp tests stay under 5 minutes; the ICE tests (about 4 minutes
 # together) get 8 more
