@@ -141,18 +141,6 @@ static int new_side_creds(struct kice_side *sd)
 	return 0;
 }
 
-static uint32_t hash_slice(struct kice_slice s)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for(i = 0; i < s.len; i++) {
-		h ^= (uint8_t)s.p[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static uint8_t cand_type(struct kice_slice t)
 {
 	if(kice_slice_eq(t, "srflx"))
@@ -229,7 +217,7 @@ static bool learn_ice(struct kice_endpoint *ep, const struct kice_sdp *sdp)
 			rc->comp = c.component;
 			rc->type = cand_type(c.type);
 			rc->prio = c.priority;
-			rc->foundation = hash_slice(c.foundation);
+			rc->foundation = kice_slice_hash(c.foundation);
 			st->ncand++;
 		}
 	}

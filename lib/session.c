@@ -124,15 +124,7 @@ void kice_table_destroy(struct kice_table *t)
 
 uint32_t kice_table_hash(const struct kice_table *t, struct kice_slice callid)
 {
-	/* FNV-1a */
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for(i = 0; i < callid.len; i++) {
-		h ^= (uint8_t)callid.p[i];
-		h *= 16777619u;
-	}
-	return h % t->nbuckets;
+	return kice_slice_hash(callid) % t->nbuckets;
 }
 
 void kice_bucket_lock(struct kice_table *t, uint32_t hash)

@@ -69,3 +69,15 @@ bool kice_slice_cpy(char *dst, size_t cap, struct kice_slice s)
 	dst[s.len] = '\0';
 	return true;
 }
+
+uint32_t kice_slice_hash(struct kice_slice s)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for(i = 0; i < s.len; i++) {
+		h ^= (uint8_t)s.p[i];
+		h *= 16777619u;
+	}
+	return h;
+}

@@ -55,6 +55,9 @@ bool kice_slice_u32(struct kice_slice s, uint32_t *out);
  * Returns false when *s is empty. */
 bool kice_slice_token(struct kice_slice *s, char sep, struct kice_slice *tok);
 
+/* FNV-1a hash of the bytes of s */
+uint32_t kice_slice_hash(struct kice_slice s);
+
 /* Copy s into dst (cap bytes incl. NUL); false if it does not fit. */
 bool kice_slice_cpy(char *dst, size_t cap, struct kice_slice s);
 
