@@ -952,9 +952,9 @@ static void ice_tick_all(struct fwd *f)
 			for(e = 0; e < NEPS; e++)
 				for(st = 0; st < KICE_MAX_STREAMS; st++) {
 					a = fs->ag[e][st];
-					if(a) {
-						if(kice_ice_next_deadline(&a->ice) <= now_us)
-							kice_ice_tick(&a->ice, now_us);
+					/* only agents with a timer due do any work */
+					if(a && kice_ice_next_deadline(&a->ice) <= now_us) {
+						kice_ice_tick(&a->ice, now_us);
 						ice_mirror(f, a);
 					}
 					if(fs->cr[e][st])
@@ -1412,9 +1412,9 @@ drop:
 		cnt->dropped++;
 }
 
-static void on_media(struct fwd *f, struct route *r)
+static void rx_init(struct fwd *f)
 {
-	int n, i;
+	int i;
 
 	for(i = 0; i < BATCH; i++) {
 		f->iov[i].iov_base = f->buf[i];
@@ -1425,18 +1425,27 @@ static void on_media(struct fwd *f, struct route *r)
 		f->msgs[i].msg_hdr.msg_name = &f->src[i];
 		f->msgs[i].msg_hdr.msg_namelen = sizeof(f->src[i]);
 	}
+}
+
+static void on_media(struct fwd *f, struct route *r)
+{
+	int n, i;
+
 	n = recvmmsg(r->fd, f->msgs, BATCH, MSG_DONTWAIT, NULL);
-	for(i = 0; i < n; i++)
+	for(i = 0; i < n; i++) {
 		if(r->fd >= 0 && r->fs)
 			relay_one(f, r, f->buf[i], f->msgs[i].msg_len,
 					(struct sockaddr *)&f->src[i]);
+		/* recvmmsg shortened it to the address it wrote */
+		f->msgs[i].msg_hdr.msg_namelen = sizeof(f->src[i]);
+	}
 	out_flush(f);
 }
 
 int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 {
 	struct fwd *f;
-	struct epoll_event evs[64], ev;
+	struct epoll_event evs[256], ev;
 	uint64_t last_tick = 0;
 	uint32_t i;
 	int n, k;
@@ -1456,6 +1465,7 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 	}
 	for(i = 0; i < f->nroutes; i++)
 		f->routes[i].fd = -1;
+	rx_init(f);
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
 	ev.data.u32 = CTL_TAG;
@@ -1465,7 +1475,7 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 	while(cfg->stop == NULL || *cfg->stop == 0) {
 		if(cfg->tick)
 			cfg->tick();
-		n = epoll_wait(f->ep, evs, 64,
+		n = epoll_wait(f->ep, evs, 256,
 				(f->nagents || f->ncrypto) ? ICE_TICK_MS : TICK_MS);
 		f->now = kice_now_ms();
 		for(k = 0; k < n; k++) {
