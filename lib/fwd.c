@@ -311,22 +311,27 @@ static struct kice_endpoint *shm_ep(const struct fsess *fs, int e)
 	return e == 0 ? &fs->s->caller : &fs->s->callee[e - 1];
 }
 
+/* send pkt from the relay port of (side, m-line st, component comp) to
+ * `to`: the control-path send of agents, DTLS and relayed checks */
+static void send_from(struct fwd *f, const struct fsess *fs, int side, int st,
+		int comp, const struct kice_addr *to, const uint8_t *pkt, size_t len)
+{
+	uint16_t port = fs->snap.side[side].port[st];
+	struct route *out = port ? route_of(f, (uint16_t)(port + comp)) : NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = kice_addr_to_sa(to, &ss);
+
+	if(out && out->fd >= 0 && sl
+			&& sendto(out->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
+		KICE_DBG("send from port %u failed: %s", port + comp, strerror(errno));
+}
+
 static void agent_send(void *ctx, uint8_t local_idx, const struct kice_addr *dst,
 		const uint8_t *pkt, size_t len)
 {
 	struct fagent *a = ctx;
-	struct route *r;
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	uint16_t port = a->fs->snap.side[a->side].port[a->stream];
 
-	r = port ? route_of(a->f, (uint16_t)(port + local_idx)) : NULL;
-	if(r == NULL || r->fd < 0)
-		return;
-	sl = kice_addr_to_sa(dst, &ss);
-	if(sendto(r->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
-		KICE_DBG("ice: send to port %u failed: %s", port + local_idx,
-				strerror(errno));
+	send_from(a->f, a->fs, a->side, a->stream, local_idx, dst, pkt, len);
 }
 
 static void agent_free(struct fwd *f, struct fsess *fs, int e, int st)
@@ -458,17 +463,10 @@ static void dtls_send(void *ctx, const uint8_t *pkt, size_t len)
 {
 	struct fcrypto *c = ctx;
 	struct kice_addr to;
-	struct sockaddr_storage ss;
-	struct route *r;
 	uint8_t off;
-	uint16_t port = c->fs->snap.side[c->side].port[c->stream];
 
-	if(!ep_dest(c->fs, c->e, c->stream, &to, &off) || port == 0)
-		return;
-	r = route_of(c->f, (uint16_t)(port + off));
-	if(r == NULL || r->fd < 0)
-		return;
-	sendto(r->fd, pkt, len, 0, (struct sockaddr *)&ss, kice_addr_to_sa(&to, &ss));
+	if(ep_dest(c->fs, c->e, c->stream, &to, &off))
+		send_from(c->f, c->fs, c->side, c->stream, off, &to, pkt, len);
 }
 
 static void crypto_mirror(struct fcrypto *c)
@@ -1066,17 +1064,6 @@ static bool transparent(const struct fsess *fs, int st,
 		   && sn->caller.st[st].present && sn->callee[ai].st[st].present;
 }
 
-static void send_from(struct fwd *f, const struct fsess *fs, int side, int st,
-		int comp, const struct kice_addr *to, const uint8_t *pkt, size_t len)
-{
-	uint16_t port = fs->snap.side[side].port[st];
-	struct route *out = port ? route_of(f, (uint16_t)(port + comp)) : NULL;
-	struct sockaddr_storage ss;
-	socklen_t sl = kice_addr_to_sa(to, &ss);
-
-	if(out && out->fd >= 0 && sl)
-		sendto(out->fd, pkt, len, 0, (struct sockaddr *)&ss, sl);
-}
 
 /*
  * Mode relay: carry checks and media between the legs like a TURN server
