@@ -187,7 +187,7 @@ static bool learn_ice(struct kice_endpoint *ep, const struct kice_sdp *sdp)
 
 	for(i = 0; i < sdp->nmedia && i < KICE_MAX_STREAMS; i++) {
 		const struct kice_sdp_media *md = &sdp->media[i];
-		struct kice_ep_stream *st = &ep->st[i];
+		struct kice_ep_stream *st = ep->st[i]; /* made by the caller */
 		struct kice_sdp_line l;
 		struct kice_slice name, v;
 		struct kice_sdp_cand c;
@@ -256,7 +256,7 @@ static void learn_crypto(struct kice_endpoint *ep, const struct kice_sdp *sdp)
 
 	for(i = 0; i < sdp->nmedia && i < KICE_MAX_STREAMS; i++) {
 		const struct kice_sdp_media *md = &sdp->media[i];
-		struct kice_ep_stream *es = &ep->st[i];
+		struct kice_ep_stream *es = ep->st[i]; /* made by the caller */
 		struct kice_sdp_line l;
 		struct kice_slice name, v;
 		uint32_t pos = md->off;
@@ -356,8 +356,8 @@ static int plan_transport(struct kice_ctx *c, struct kice_session *s,
 		/* RFC 8843 / JSEP: a WebRTC endpoint matches m-lines by a=mid: an
 		 * answer carries the offer's, an offer gets one */
 		if(rs->crypto == KICE_CRYPTO_DTLS && !r->skip && sdp->media[i].mid.len == 0) {
-			if(!offer && rep && rep->st[i].mid[0])
-				snprintf(r->mid, sizeof(r->mid), "%s", rep->st[i].mid);
+			if(!offer && rep && kice_ep_st(rep, i)->mid[0])
+				snprintf(r->mid, sizeof(r->mid), "%s", kice_ep_st(rep, i)->mid);
 			else if(offer)
 				snprintf(r->mid, sizeof(r->mid), "%u", i);
 		}
@@ -369,22 +369,27 @@ static int plan_transport(struct kice_ctx *c, struct kice_session *s,
 			/* RFC 4568 §7.1.1: answer with the offered tag and suite */
 			enum kice_srtp_profile suite = KICE_SRTP_AES128_CM_SHA1_80;
 			uint32_t tag = 1;
-			if(!offer && rep && rep->st[i].sdes_ok) {
-				suite = rep->st[i].sdes.keys.profile;
-				tag = rep->st[i].sdes.tag;
+			const struct kice_ep_stream *res = rep ? kice_ep_st(rep, i) : NULL;
+			if(!offer && res && res->sdes_ok) {
+				suite = res->sdes.keys.profile;
+				tag = res->sdes.tag;
 			} else if(!offer) {
 				*why = "answer toward an SDES endpoint whose offer had no usable "
 					   "a=crypto";
 				return -EINVAL;
 			}
-			if(kice_sdes_generate(suite, &rs->sdes[i]) < 0) {
+			if(kice_side_sdes(c->t, rs, i) == NULL) {
+				*why = "no memory for SDES keys";
+				return -ENOMEM;
+			}
+			if(kice_sdes_generate(suite, rs->sdes[i]) < 0) {
 				*why = "cannot make SDES keys";
 				return -EIO;
 			}
-			rs->sdes[i].tag = tag;
+			rs->sdes[i]->tag = tag;
 			rs->sdes_set[i] = true;
 		}
-		if(kice_sdes_format(&rs->sdes[i], r->crypto, sizeof(r->crypto)) < 0) {
+		if(kice_sdes_format(rs->sdes[i], r->crypto, sizeof(r->crypto)) < 0) {
 			*why = "cannot write a=crypto";
 			return -EIO;
 		}
@@ -457,10 +462,15 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 				   && memcmp(tag.p, s->caller.tag, tag.len) == 0)
 				   ? 0
 				   : 1;
-	ep = side == 0 ? &s->caller : kice_session_callee(s, tag, true);
+	ep = side == 0 ? &s->caller : kice_session_callee(c->t, s, tag, true);
 	if(ep == NULL) {
-		*why = "too many forked branches with SDP";
+		*why = "too many forked branches with SDP (or no memory)";
 		rc = -ENOSPC;
+		goto out;
+	}
+	if(kice_ep_streams_alloc(c->t, ep, sdp.nmedia) < 0) {
+		*why = "no memory for the session's streams";
+		rc = -ENOMEM;
 		goto out;
 	}
 	rside = 1 - side;
@@ -507,8 +517,8 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 			kice_slice_cpy(tproto, sizeof(tproto), fl->transport);
 		if(rside == 0)
 			rep = s->caller.used ? &s->caller : NULL;
-		else if(s->callee[s->active_callee].used)
-			rep = &s->callee[s->active_callee];
+		else
+			rep = kice_session_callee_at(s, s->active_callee);
 		if(tproto[0]) {
 			rk = crypto_of_proto(kice_slice_make(tproto, strlen(tproto)),
 					fl->sdes > 0);
@@ -584,7 +594,7 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	for(i = 0; i < sdp.nmedia; i++) {
 		const struct kice_sdp_media *md = &sdp.media[i];
 
-		learn_stream(&ep->st[i], &sdp, md);
+		learn_stream(ep->st[i], &sdp, md);
 		if(md->port == 0) {
 			rw.media[i].skip = true;
 			continue;
@@ -608,9 +618,25 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 			rw.media[i].rtcp_port = rw.media[i].rtp_port;
 	}
 	for(; i < KICE_MAX_STREAMS; i++)
-		ep->st[i].present = false;
+		if(ep->st[i])
+			ep->st[i]->present = false;
 	if(sdp.nmedia > s->nstreams)
 		s->nstreams = (uint8_t)sdp.nmedia;
+	/* every endpoint has a block for every m-line of the call: the
+	 * forwarder keeps the counters and latched addresses of what an
+	 * endpoint sends there, even before that endpoint's own SDP has it */
+	{
+		unsigned k;
+		bool ok = kice_ep_streams_alloc(c->t, &s->caller, s->nstreams) == 0;
+		for(k = 0; k < KICE_MAX_CALLEES && ok; k++)
+			if(kice_session_callee_at(s, k))
+				ok = kice_ep_streams_alloc(c->t, s->callee[k], s->nstreams) == 0;
+		if(!ok) {
+			*why = "no memory for the session's streams";
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
 	ep->gen++;
 	/* strict-source: the first source an endpoint's media comes from is the
 	 * only one ever accepted, even right after a re-INVITE */
@@ -619,18 +645,17 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	/* every offer or answer opens the latching window of every endpoint of
 	 * the call: media starts after the answer, however long it rang */
 	{
-		struct kice_endpoint *e2[1 + KICE_MAX_CALLEES];
-		int k;
-		e2[0] = &s->caller;
+		struct kice_endpoint *e2;
+		unsigned k;
+		if(s->caller.used)
+			s->caller.relatch_until_ms = now + c->relatch_window_ms;
 		for(k = 0; k < KICE_MAX_CALLEES; k++)
-			e2[1 + k] = &s->callee[k];
-		for(k = 0; k < 1 + KICE_MAX_CALLEES; k++)
-			if(e2[k]->used)
-				e2[k]->relatch_until_ms = now + c->relatch_window_ms;
+			if((e2 = kice_session_callee_at(s, k)) != NULL)
+				e2->relatch_until_ms = now + c->relatch_window_ms;
 	}
 	s->last_signal_ms = now;
 	if(side == 1 && !m->is_request) {
-		s->active_callee = (uint8_t)(ep - s->callee);
+		s->active_callee = (uint8_t)kice_session_callee_idx(s, ep);
 		if(m->final) {
 			kice_session_keep_callee(s, ep);
 			s->state = KICE_SESS_ANSWERED;

@@ -42,7 +42,16 @@ struct fagent
 	uint32_t ep_gen, side_gen; /* credentials generation it runs with */
 	unsigned nadded;		   /* remote candidates given to it */
 	int last_state;
+	/* kice_ice_next_deadline() as of the agent's last change: only input,
+	 * ticks, candidates and restarts move it, so the 10 ms sweep compares
+	 * this instead of asking every agent */
+	uint64_t due_us;
 };
+
+static void agent_due(struct fagent *a)
+{
+	a->due_us = kice_ice_next_deadline(&a->ice);
+}
 
 /* the relay's crypto toward one endpoint for one m-line (DTLS-SRTP or
  * SDES): it unprotects what the endpoint sends, protects what it gets */
@@ -85,7 +94,16 @@ struct fsess
 	unsigned nagents;
 	struct fcrypto *cr[NEPS][KICE_MAX_STREAMS];
 	unsigned ncrypto;
-	struct kice_session snap; /* worker-written fields, copied on UPDATE */
+	/* worker-written fields, copied under the bucket lock on UPDATE: the
+	 * header, and private copies of its callee, stream and key blocks;
+	 * snap's pointers lead to these copies, or to all-zero blocks */
+	struct kice_session snap;
+	struct kice_endpoint *pep[KICE_MAX_CALLEES];
+	struct kice_ep_stream *pst[NEPS][KICE_MAX_STREAMS];
+	struct kice_sdes *psdes[2][KICE_MAX_STREAMS];
+	/* where forwarder-written stream fields (counters, latches, ICE and
+	 * crypto state) go: the shm block, or f->scratch while it has none */
+	struct kice_ep_stream *w[NEPS][KICE_MAX_STREAMS];
 	unsigned nports;
 	uint16_t ports[2 * KICE_MAX_STREAMS]; /* RTP ports of its pairs */
 };
@@ -111,6 +129,7 @@ struct fwd
 	unsigned nagents; /* in all sessions */
 	unsigned ncrypto; /* DTLS associations in all sessions */
 	bool kicked;
+	struct kice_ep_stream scratch; /* write-only sink, see fsess.w */
 	/* outgoing batch: flushed with sendmmsg, one call per run of the same
 	 * socket, at the end of each receive batch */
 	unsigned on;
@@ -292,23 +311,81 @@ static struct route *route_of(struct fwd *f, uint16_t port);
 static void ice_sync(struct fwd *f, struct fsess *fs);
 static void crypto_sync(struct fwd *f, struct fsess *fs);
 
+/* all-zero blocks: what the snapshot shows for what the session lacks */
+static const struct kice_endpoint ep_none = {
+		.st = {(struct kice_ep_stream *)&kice_ep_stream_none,
+				(struct kice_ep_stream *)&kice_ep_stream_none,
+				(struct kice_ep_stream *)&kice_ep_stream_none,
+				(struct kice_ep_stream *)&kice_ep_stream_none}};
+static const struct kice_sdes sdes_none;
+
+/* a private copy of *src in *copy (made on first use); NULL: no memory */
+static void *copy_of(void **copy, const void *src, size_t size)
+{
+	if(*copy == NULL && (*copy = malloc(size)) == NULL)
+		return NULL;
+	memcpy(*copy, src, size);
+	return *copy;
+}
+
+/* snapshot of endpoint e's streams into its copy ep (NULL: the session
+ * has no such endpoint): shm blocks copied, absent ones all-zero */
+static void snap_streams(struct fwd *f, struct fsess *fs, int e,
+		struct kice_endpoint *ep, struct kice_ep_stream *const *shm_st)
+{
+	int k;
+
+	for(k = 0; k < KICE_MAX_STREAMS; k++) {
+		struct kice_ep_stream *es = ep ? shm_st[k] : NULL;
+		void *cp = es ? copy_of((void **)&fs->pst[e][k], es, sizeof(*es))
+					  : NULL;
+
+		if(es && cp == NULL)
+			KICE_ERR("session %u: no memory for a snapshot", fs->id);
+		if(ep)
+			ep->st[k] = cp ? cp : (struct kice_ep_stream *)&kice_ep_stream_none;
+		fs->w[e][k] = es ? es : &f->scratch;
+	}
+}
+
 static void fs_snapshot(struct fwd *f, struct fsess *fs)
 {
-	kice_bucket_lock(f->t, fs->s->hash);
-	memcpy(&fs->snap, fs->s, sizeof(fs->snap));
-	kice_bucket_unlock(f->t, fs->s->hash);
+	struct kice_session *s = fs->s;
+	int i, k;
+
+	kice_bucket_lock(f->t, s->hash);
+	memcpy(&fs->snap, s, sizeof(fs->snap));
+	snap_streams(f, fs, 0, &fs->snap.caller, s->caller.st);
+	for(i = 0; i < KICE_MAX_CALLEES; i++) {
+		struct kice_endpoint *ep = NULL;
+
+		if(s->callee[i])
+			ep = copy_of((void **)&fs->pep[i], s->callee[i], sizeof(*ep));
+		fs->snap.callee[i] = ep ? ep : (struct kice_endpoint *)&ep_none;
+		snap_streams(f, fs, 1 + i, ep, ep ? s->callee[i]->st : NULL);
+	}
+	for(i = 0; i < 2; i++)
+		for(k = 0; k < KICE_MAX_STREAMS; k++) {
+			void *cp = s->side[i].sdes[k]
+							   ? copy_of((void **)&fs->psdes[i][k],
+										 s->side[i].sdes[k], sizeof(sdes_none))
+							   : NULL;
+			fs->snap.side[i].sdes[k] = cp ? cp : (struct kice_sdes *)&sdes_none;
+		}
+	kice_bucket_unlock(f->t, s->hash);
 	ice_sync(f, fs);
 	crypto_sync(f, fs);
 }
 
 static const struct kice_endpoint *snap_ep(const struct fsess *fs, int e)
 {
-	return e == 0 ? &fs->snap.caller : &fs->snap.callee[e - 1];
+	return e == 0 ? &fs->snap.caller : fs->snap.callee[e - 1];
 }
 
-static struct kice_endpoint *shm_ep(const struct fsess *fs, int e)
+/* the endpoint index (0 caller, 1 + i callee i) */
+static int ep_idx(int side, int callee)
 {
-	return e == 0 ? &fs->s->caller : &fs->s->callee[e - 1];
+	return side == 0 ? 0 : 1 + callee;
 }
 
 /* send pkt from the relay port of (side, m-line st, component comp) to
@@ -343,7 +420,7 @@ static void agent_free(struct fwd *f, struct fsess *fs, int e, int st)
 	fs->ag[e][st] = NULL;
 	fs->nagents--;
 	f->nagents--;
-	shm_ep(fs, e)->st[st].ice_state = 0;
+	fs->w[e][st]->ice_state = 0;
 }
 
 static void agent_add_remotes(struct fagent *a, const struct kice_ep_stream *es)
@@ -365,6 +442,7 @@ static void agent_add_remotes(struct fagent *a, const struct kice_ep_stream *es)
 	a->nadded = es->ncand;
 	if(es->eoc || es->ncand > 0)
 		kice_ice_end_of_candidates(&a->ice);
+	agent_due(a);
 }
 
 static struct fagent *agent_new(struct fwd *f, struct fsess *fs, int e, int st)
@@ -393,7 +471,7 @@ static struct fagent *agent_new(struct fwd *f, struct fsess *fs, int e, int st)
 	snprintf(cfg.rufrag, sizeof(cfg.rufrag), "%s", ep->ufrag);
 	snprintf(cfg.rpwd, sizeof(cfg.rpwd), "%s", ep->pwd);
 	cfg.remote_lite = ep->ice_lite;
-	cfg.ncomp = ep->st[st].rtcp_mux ? 1 : 2;
+	cfg.ncomp = ep->st[st]->rtcp_mux ? 1 : 2;
 	cfg.send = agent_send;
 	cfg.ctx = a;
 	a->f = f;
@@ -433,8 +511,8 @@ static void crypto_free(struct fwd *f, struct fsess *fs, int e, int st)
 	free(c);
 	fs->cr[e][st] = NULL;
 	fs->ncrypto--;
-	shm_ep(fs, e)->st[st].dtls_state = 0;
-	shm_ep(fs, e)->st[st].srtp_profile[0] = '\0';
+	fs->w[e][st]->dtls_state = 0;
+	fs->w[e][st]->srtp_profile[0] = '\0';
 }
 
 /* where the relay reaches endpoint e on m-line st: the ICE selected pair,
@@ -453,9 +531,9 @@ static bool ep_dest(struct fsess *fs, int e, int st, struct kice_addr *to,
 		*to = *sel;
 		return true;
 	}
-	*to = shm_ep(fs, e)->st[st].latched[0];
+	*to = fs->w[e][st]->latched[0];
 	if(to->af == 0)
-		*to = snap_ep(fs, e)->st[st].sdp[0];
+		*to = snap_ep(fs, e)->st[st]->sdp[0];
 	return to->af != 0 && to->port != 0 && !kice_addr_is_any(to);
 }
 
@@ -471,7 +549,7 @@ static void dtls_send(void *ctx, const uint8_t *pkt, size_t len)
 
 static void crypto_mirror(struct fcrypto *c)
 {
-	struct kice_ep_stream *es = &shm_ep(c->fs, c->e)->st[c->stream];
+	struct kice_ep_stream *es = c->fs->w[c->e][c->stream];
 	const struct kice_srtp_stats *ss;
 
 	if(c->dtls)
@@ -487,7 +565,7 @@ static void crypto_mirror(struct fcrypto *c)
 static void crypto_keys(struct fcrypto *c)
 {
 	struct kice_srtp_keys tx, rx;
-	struct kice_ep_stream *es = &shm_ep(c->fs, c->e)->st[c->stream];
+	struct kice_ep_stream *es = c->fs->w[c->e][c->stream];
 	int st;
 
 	if(c->srtp || c->dtls == NULL)
@@ -549,7 +627,7 @@ static void crypto_sync(struct fwd *f, struct fsess *fs)
 		const struct kice_side *sd = &fs->snap.side[side];
 
 		for(st = 0; st < KICE_MAX_STREAMS; st++) {
-			const struct kice_ep_stream *es = &ep->st[st];
+			const struct kice_ep_stream *es = ep->st[st];
 			struct fcrypto *c = fs->cr[e][st];
 			bool want = ep->used && es->present && !es->disabled
 						&& sd->port[st] && sd->crypto != KICE_CRYPTO_NONE
@@ -587,7 +665,7 @@ static void crypto_sync(struct fwd *f, struct fsess *fs)
 					continue;
 				}
 				f->ncrypto++;
-			} else if(kice_srtp_create(&c->srtp, &sd->sdes[st].keys,
+			} else if(kice_srtp_create(&c->srtp, &sd->sdes[st]->keys,
 							  &es->sdes.keys)
 					< 0) {
 				KICE_ERR("session %u: cannot create SDES-SRTP toward %s",
@@ -595,9 +673,9 @@ static void crypto_sync(struct fwd *f, struct fsess *fs)
 				free(c);
 				continue;
 			} else {
-				snprintf(shm_ep(fs, e)->st[st].srtp_profile,
-						sizeof(shm_ep(fs, e)->st[st].srtp_profile), "%s",
-						kice_srtp_profile_name(sd->sdes[st].keys.profile));
+				snprintf(fs->w[e][st]->srtp_profile,
+						sizeof(fs->w[e][st]->srtp_profile), "%s",
+						kice_srtp_profile_name(sd->sdes[st]->keys.profile));
 			}
 			fs->cr[e][st] = c;
 			fs->ncrypto++;
@@ -619,7 +697,7 @@ static void ice_sync(struct fwd *f, struct fsess *fs)
 		side = e == 0 ? 0 : 1;
 		for(st = 0; st < KICE_MAX_STREAMS; st++) {
 			const struct kice_side *sd = &fs->snap.side[side];
-			const struct kice_ep_stream *es = &ep->st[st];
+			const struct kice_ep_stream *es = ep->st[st];
 			struct fagent *a = fs->ag[e][st];
 			bool want = ep->used && ep->ice && es->present && !es->disabled
 						&& sd->port[st] && sd->ice_mode == KICE_ICE_FORCE
@@ -655,6 +733,7 @@ static void ice_sync(struct fwd *f, struct fsess *fs)
 static struct fsess *fs_get(struct fwd *f, const struct kice_fwd_msg *m)
 {
 	struct fsess *fs = fs_find(f, m->id);
+	int e, k;
 
 	if(fs)
 		return fs;
@@ -663,6 +742,17 @@ static struct fsess *fs_get(struct fwd *f, const struct kice_fwd_msg *m)
 		return NULL;
 	fs->s = m->s;
 	fs->id = m->id;
+	/* until its first snapshot: nothing known, nothing written to shm */
+	for(e = 0; e < NEPS; e++)
+		for(k = 0; k < KICE_MAX_STREAMS; k++) {
+			fs->w[e][k] = &f->scratch;
+			fs->snap.caller.st[k] = (struct kice_ep_stream *)&kice_ep_stream_none;
+		}
+	for(e = 0; e < KICE_MAX_CALLEES; e++)
+		fs->snap.callee[e] = (struct kice_endpoint *)&ep_none;
+	for(e = 0; e < 2; e++)
+		for(k = 0; k < KICE_MAX_STREAMS; k++)
+			fs->snap.side[e].sdes[k] = (struct kice_sdes *)&sdes_none;
 	fs->next = f->hash[m->id % 1024];
 	f->hash[m->id % 1024] = fs;
 	return fs;
@@ -824,6 +914,25 @@ static void fs_free(struct fwd *f, struct fsess *fs)
 			*pp = fs->next;
 			break;
 		}
+	/* the copies hold SDES keys and ICE passwords */
+	for(e = 0; e < NEPS; e++)
+		for(st = 0; st < KICE_MAX_STREAMS; st++)
+			if(fs->pst[e][st]) {
+				OPENSSL_cleanse(fs->pst[e][st], sizeof(*fs->pst[e][st]));
+				free(fs->pst[e][st]);
+			}
+	for(i = 0; i < KICE_MAX_CALLEES; i++)
+		if(fs->pep[i]) {
+			OPENSSL_cleanse(fs->pep[i], sizeof(*fs->pep[i]));
+			free(fs->pep[i]);
+		}
+	for(e = 0; e < 2; e++)
+		for(st = 0; st < KICE_MAX_STREAMS; st++)
+			if(fs->psdes[e][st]) {
+				OPENSSL_cleanse(fs->psdes[e][st], sizeof(*fs->psdes[e][st]));
+				free(fs->psdes[e][st]);
+			}
+	OPENSSL_cleanse(&fs->snap, sizeof(fs->snap));
 	free(fs);
 }
 
@@ -904,7 +1013,7 @@ static void expire(struct fwd *f)
 /* publish an agent's state for RPC and statistics */
 static void ice_mirror(struct fwd *f, struct fagent *a)
 {
-	struct kice_ep_stream *es = &shm_ep(a->fs, a->e)->st[a->stream];
+	struct kice_ep_stream *es = a->fs->w[a->e][a->stream];
 	const struct kice_ice_stats *st = kice_ice_stats(&a->ice);
 	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
 	int state = (int)kice_ice_state(&a->ice);
@@ -951,8 +1060,9 @@ static void ice_tick_all(struct fwd *f)
 				for(st = 0; st < KICE_MAX_STREAMS; st++) {
 					a = fs->ag[e][st];
 					/* only agents with a timer due do any work */
-					if(a && kice_ice_next_deadline(&a->ice) <= now_us) {
+					if(a && a->due_us <= now_us) {
 						kice_ice_tick(&a->ice, now_us);
+						agent_due(a);
 						ice_mirror(f, a);
 					}
 					if(fs->cr[e][st])
@@ -977,6 +1087,7 @@ static void on_stun(struct fwd *f, struct route *r, const struct kice_addr *src,
 			continue;
 		tried = a;
 		rc = kice_ice_input(&a->ice, f->now * 1000u, r->comp, src, pkt, len);
+		agent_due(a);
 		if(rc != -EACCES)
 			break;
 	}
@@ -1059,9 +1170,9 @@ static bool transparent(const struct fsess *fs, int st,
 			|| sn->side[1].ice_mode != KICE_ICE_RELAY || ai >= KICE_MAX_CALLEES)
 		return false;
 	*caller = &sn->caller;
-	*callee = &sn->callee[ai];
-	return sn->caller.ice && sn->callee[ai].used && sn->callee[ai].ice
-		   && sn->caller.st[st].present && sn->callee[ai].st[st].present;
+	*callee = sn->callee[ai];
+	return sn->caller.ice && sn->callee[ai]->used && sn->callee[ai]->ice
+		   && sn->caller.st[st]->present && sn->callee[ai]->st[st]->present;
 }
 
 
@@ -1080,10 +1191,9 @@ static void relay_transparent(struct fwd *f, struct route *r,
 	struct fsess *fs = r->fs;
 	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
 	int S = r->side, D = 1 - S, c = r->comp, i = r->stream, k;
-	struct kice_endpoint *sndm = S == 0 ? &fs->s->caller
-										: &fs->s->callee[fs->snap.active_callee];
-	struct kice_endpoint *dstm = D == 0 ? &fs->s->caller
-										: &fs->s->callee[fs->snap.active_callee];
+	/* the shm streams of sender and recipient (forwarder-written fields) */
+	struct kice_ep_stream *sndm = fs->w[ep_idx(S, fs->snap.active_callee)][i];
+	struct kice_ep_stream *dstm = fs->w[ep_idx(D, fs->snap.active_callee)][i];
 	struct tstream *ts = fs->tr[i];
 	struct kice_stun_msg m;
 	const struct kice_addr *to;
@@ -1102,7 +1212,7 @@ static void relay_transparent(struct fwd *f, struct route *r,
 		cls = kice_stun_class(m.type);
 		if(cls == KICE_STUN_CLASS_INDICATION) {
 			to = ts->learned[D][c].af ? &ts->learned[D][c]
-									  : &eps[D]->st[i].sdp[c];
+									  : &eps[D]->st[i]->sdp[c];
 			if(to->af)
 				send_from(f, fs, D, i, c, to, pkt, len);
 			return;
@@ -1114,7 +1224,7 @@ static void relay_transparent(struct fwd *f, struct route *r,
 						!= 0
 				|| kice_stun_check_fingerprint(&m) == -EACCES) {
 			sh->stun_auth_failures++;
-			sndm->st[i].ice_auth_fail++;
+			sndm->ice_auth_fail++;
 			goto drop;
 		}
 		if(cls == KICE_STUN_CLASS_REQUEST) {
@@ -1125,9 +1235,9 @@ static void relay_transparent(struct fwd *f, struct route *r,
 			ts->pend[k].comp = (uint8_t)c;
 			memcpy(ts->pend[k].tid, m.tid, KICE_STUN_TID_LEN);
 			ts->pend[k].src = *src;
-			sndm->st[i].ice_checks_sent++;
+			sndm->ice_checks_sent++;
 			to = ts->learned[D][c].af ? &ts->learned[D][c]
-									  : &eps[D]->st[i].sdp[c];
+									  : &eps[D]->st[i]->sdp[c];
 			if(to->af == 0 || to->port == 0)
 				goto drop;
 			send_from(f, fs, D, i, c, to, pkt, len);
@@ -1144,8 +1254,8 @@ static void relay_transparent(struct fwd *f, struct route *r,
 		ts->pend[k].used = false;
 		if(cls == KICE_STUN_CLASS_SUCCESS) {
 			ts->valid[D][ts->pend[k].comp] = ts->pend[k].src;
-			dstm->st[i].latched[ts->pend[k].comp] = ts->pend[k].src;
-			sndm->st[i].ice_checks_recv++;
+			dstm->latched[ts->pend[k].comp] = ts->pend[k].src;
+			sndm->ice_checks_recv++;
 		}
 		send_from(f, fs, D, i, ts->pend[k].comp, &ts->pend[k].src, pkt, len);
 		return;
@@ -1154,7 +1264,7 @@ static void relay_transparent(struct fwd *f, struct route *r,
 		goto drop;
 	if(!kice_addr_eq(&ts->valid[S][c], src))
 		goto drop; /* not validated by the far end: no latching */
-	count(&sndm->st[i].cnt[c], true, len);
+	count(&sndm->cnt[c], true, len);
 	__atomic_store_n(&fs->s->last_media_ms, f->now, __ATOMIC_RELAXED);
 	to = &ts->valid[D][c];
 	if(to->af == 0)
@@ -1164,43 +1274,36 @@ static void relay_transparent(struct fwd *f, struct route *r,
 		struct route *out = port ? route_of(f, (uint16_t)(port + c)) : NULL;
 		if(out == NULL || out->fd < 0)
 			goto drop;
-		out_queue(f, out->fd, pkt, len, to, &dstm->st[i].cnt[c]);
+		out_queue(f, out->fd, pkt, len, to, &dstm->cnt[c]);
 	}
 	return;
 drop:
 	sh->pkts_dropped++;
-	sndm->st[i].cnt[c].dropped++;
+	sndm->cnt[c].dropped++;
 }
 
-/* the endpoint of side that sent from src (latching), or NULL */
-static struct kice_endpoint *sender_ep(struct fsess *fs, const struct route *r,
-		const struct kice_addr *src, int *idx)
+/* the endpoint (index, see ep_idx) of the route's side that sent from
+ * src (latching), or -1 */
+static int sender_ep(struct fsess *fs, const struct route *r,
+		const struct kice_addr *src)
 {
-	struct kice_session *s = fs->s;
-	const struct kice_endpoint *sn;
 	int i;
 
-	if(r->side == 0) {
-		*idx = -1;
-		return fs->snap.caller.used ? &s->caller : NULL;
-	}
+	if(r->side == 0)
+		return fs->snap.caller.used ? 0 : -1;
 	/* forked early media: the callee whose latched or SDP address sent it */
 	for(i = 0; i < KICE_MAX_CALLEES; i++) {
-		sn = &fs->snap.callee[i];
-		if(!sn->used)
+		if(!fs->snap.callee[i]->used)
 			continue;
-		if(kice_addr_eq(&s->callee[i].st[r->stream].latched[r->comp], src)
-				|| kice_addr_eq(&sn->st[r->stream].sdp[r->comp], src)) {
-			*idx = i;
-			return &s->callee[i];
-		}
+		if(kice_addr_eq(&fs->w[1 + i][r->stream]->latched[r->comp], src)
+				|| kice_addr_eq(&fs->snap.callee[i]->st[r->stream]->sdp[r->comp],
+						src))
+			return 1 + i;
 	}
 	i = fs->snap.active_callee;
-	if(i < KICE_MAX_CALLEES && fs->snap.callee[i].used) {
-		*idx = i;
-		return &s->callee[i];
-	}
-	return NULL;
+	if(i < KICE_MAX_CALLEES && fs->snap.callee[i]->used)
+		return 1 + i;
+	return -1;
 }
 
 
@@ -1211,14 +1314,14 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	struct kice_session *s = fs->s;
 	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
 	const struct kice_endpoint *snd_snap, *dst_snap;
-	struct kice_endpoint *snd, *dst;
+	struct kice_ep_stream *dst;
 	struct kice_addr src, *lat, to;
 	struct kice_ep_stream *st;
 	struct kice_counters *cnt = NULL;
 	struct route *out;
 	enum kice_pkt_kind kind;
 	struct fagent *sa_, *da;
-	int idx = -1, dside, dc, ai = 0;
+	int se, dside, dc, ai = 0;
 	bool mux;
 	uint16_t oport;
 
@@ -1226,9 +1329,9 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 		goto drop;
 	/* drops before the sender is known count on the leg's main endpoint */
 	if(r->side == 0)
-		cnt = &s->caller.st[r->stream].cnt[r->comp];
+		cnt = &fs->w[0][r->stream]->cnt[r->comp];
 	else if(fs->snap.active_callee < KICE_MAX_CALLEES)
-		cnt = &s->callee[fs->snap.active_callee].st[r->stream].cnt[r->comp];
+		cnt = &fs->w[1 + fs->snap.active_callee][r->stream]->cnt[r->comp];
 	kind = kice_pkt_classify(pkt, len);
 	{
 		const struct kice_endpoint *eps[2];
@@ -1244,7 +1347,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	if(kind == KICE_PKT_UNKNOWN)
 		goto drop;
 	sa_ = NULL;
-	snd = NULL;
+	se = -1;
 	if(fs->nagents) {
 		/* an ICE leg: media only from an address a check validated */
 		int e, e0 = r->side == 0 ? 0 : 1, e1 = r->side == 0 ? 1 : NEPS;
@@ -1254,22 +1357,21 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 							a->ice.cfg.ncomp == 1 ? 1 : (uint8_t)(r->comp + 1),
 							&src)) {
 				sa_ = a;
-				idx = e - 1;
-				snd = shm_ep(fs, e);
+				se = e;
 				break;
 			}
 			if(a && r->side == 0)
 				goto drop;
 		}
 	}
-	if(snd == NULL)
-		snd = sender_ep(fs, r, &src, &idx);
-	if(snd == NULL)
+	if(se < 0)
+		se = sender_ep(fs, r, &src);
+	if(se < 0)
 		goto drop;
-	snd_snap = r->side == 0 ? &fs->snap.caller : &fs->snap.callee[idx];
-	if(sa_ == NULL && fs->ag[r->side == 0 ? 0 : 1 + idx][r->stream])
+	snd_snap = snap_ep(fs, se);
+	if(sa_ == NULL && fs->ag[se][r->stream])
 		goto drop; /* ICE leg, unvalidated source */
-	st = &snd->st[r->stream];
+	st = fs->w[se][r->stream];
 	cnt = &st->cnt[r->comp];
 	lat = &st->latched[r->comp];
 	if(sa_) {
@@ -1282,7 +1384,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 		 * never captures the stream (RTP Bleed). strict-source: never
 		 * anew. */
 		bool in_window = f->now <= snd_snap->relatch_until_ms;
-		bool is_sdp = kice_addr_eq(&snd_snap->st[r->stream].sdp[r->comp], &src);
+		bool is_sdp = kice_addr_eq(&snd_snap->st[r->stream]->sdp[r->comp], &src);
 		const struct kice_addr *other = &st->latched[1 - r->comp];
 		if(lat->af != 0 && snd_snap->strict_source)
 			goto drop;
@@ -1304,7 +1406,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	/* the relay's crypto toward the sender: DTLS to its association,
 	 * SRTP/SRTCP unprotected in place */
 	if(fs->snap.side[r->side].crypto != KICE_CRYPTO_NONE) {
-		struct fcrypto *c = fs->cr[r->side == 0 ? 0 : 1 + idx][r->stream];
+		struct fcrypto *c = fs->cr[se][r->stream];
 		size_t n = len;
 		int rc;
 
@@ -1339,21 +1441,21 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 	dside = 1 - r->side;
 	if(dside == 0) {
 		ai = -1;
-		dst = &s->caller;
+		dst = fs->w[0][r->stream];
 		dst_snap = &fs->snap.caller;
 	} else {
 		ai = fs->snap.active_callee;
-		if(ai >= KICE_MAX_CALLEES || !fs->snap.callee[ai].used)
+		if(ai >= KICE_MAX_CALLEES || !fs->snap.callee[ai]->used)
 			goto drop;
-		dst = &s->callee[ai];
-		dst_snap = &fs->snap.callee[ai];
+		dst = fs->w[1 + ai][r->stream];
+		dst_snap = fs->snap.callee[ai];
 	}
-	if(!dst_snap->used || !dst_snap->st[r->stream].present
-			|| dst_snap->st[r->stream].disabled)
+	if(!dst_snap->used || !dst_snap->st[r->stream]->present
+			|| dst_snap->st[r->stream]->disabled)
 		goto drop;
 	/* RTCP goes on the RTP port only if the recipient uses rtcp-mux: its SDP
 	 * had it and so did ours to it */
-	mux = dst_snap->st[r->stream].rtcp_mux
+	mux = dst_snap->st[r->stream]->rtcp_mux
 		  && (fs->snap.side[dside].mux_sent & (1u << r->stream));
 	/* by component: what came to an RTCP port goes to the RTCP port */
 	dc = ((r->comp == 1 || kind == KICE_PKT_RTCP) && !mux) ? 1 : 0;
@@ -1368,9 +1470,9 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 		to = *sel;
 		dc = lidx;
 	} else {
-		to = dst->st[r->stream].latched[dc];
+		to = dst->latched[dc];
 		if(to.af == 0)
-			to = dst_snap->st[r->stream].sdp[dc];
+			to = dst_snap->st[r->stream]->sdp[dc];
 	}
 	if(to.af == 0 || to.port == 0 || kice_addr_is_any(&to))
 		goto drop;
@@ -1391,7 +1493,7 @@ static void relay_one(struct fwd *f, struct route *r, const uint8_t *pkt,
 			goto drop;
 		len = n;
 	}
-	out_queue(f, out->fd, pkt, len, &to, &dst->st[r->stream].cnt[dc]);
+	out_queue(f, out->fd, pkt, len, &to, &dst->cnt[dc]);
 	return;
 drop:
 	sh->pkts_dropped++;

@@ -9,6 +9,8 @@
 #include "log.h"
 #include "session.h"
 
+const struct kice_ep_stream kice_ep_stream_none;
+
 static int mutex_init_shared(pthread_mutex_t *m)
 {
 	pthread_mutexattr_t a;
@@ -97,6 +99,26 @@ out:
 	return rc;
 }
 
+/* A session's memory: its callee endpoints, stream and key blocks */
+static void session_free_mem(const struct kice_mem *m, struct kice_session *s)
+{
+	unsigned i, k;
+
+	for(k = 0; k < KICE_MAX_STREAMS; k++) {
+		m->free(m->ctx, s->caller.st[k]);
+		m->free(m->ctx, s->side[0].sdes[k]);
+		m->free(m->ctx, s->side[1].sdes[k]);
+	}
+	for(i = 0; i < KICE_MAX_CALLEES; i++) {
+		if(s->callee[i] == NULL)
+			continue;
+		for(k = 0; k < KICE_MAX_STREAMS; k++)
+			m->free(m->ctx, s->callee[i]->st[k]);
+		m->free(m->ctx, s->callee[i]);
+	}
+	m->free(m->ctx, s);
+}
+
 void kice_table_destroy(struct kice_table *t)
 {
 	struct kice_mem m;
@@ -109,12 +131,12 @@ void kice_table_destroy(struct kice_table *t)
 	for(i = 0; i < t->nbuckets; i++)
 		for(s = t->buckets[i].head; s; s = n) {
 			n = s->next;
-			m.free(m.ctx, s);
+			session_free_mem(&m, s);
 		}
 	for(i = 0; i < t->nfwd; i++)
 		for(s = t->fwd[i].dead; s; s = n) {
 			n = s->next_dead;
-			m.free(m.ctx, s);
+			session_free_mem(&m, s);
 		}
 	m.free(m.ctx, t->buckets);
 	m.free(m.ctx, t->fwd);
@@ -216,7 +238,7 @@ void kice_session_free(struct kice_table *t, struct kice_session *s)
 	if(s == NULL)
 		return;
 	__atomic_fetch_sub(&t->fwd[s->fwd].sessions, 1, __ATOMIC_RELAXED);
-	t->mem.free(t->mem.ctx, s);
+	session_free_mem(&t->mem, s);
 }
 
 static bool tag_eq(const struct kice_endpoint *ep, struct kice_slice tag)
@@ -228,40 +250,114 @@ static bool tag_eq(const struct kice_endpoint *ep, struct kice_slice tag)
 struct kice_endpoint *kice_session_endpoint(
 		struct kice_session *s, int side, struct kice_slice tag)
 {
+	unsigned i;
+
 	if(side == 0)
 		return tag_eq(&s->caller, tag) ? &s->caller : NULL;
-	return kice_session_callee(s, tag, false);
+	for(i = 0; i < KICE_MAX_CALLEES; i++)
+		if(s->callee[i] && tag_eq(s->callee[i], tag))
+			return s->callee[i];
+	return NULL;
 }
 
-struct kice_endpoint *kice_session_callee(
+/* A zeroed block (kice_mem contract). The forwarder may read a block
+ * pointer without the bucket lock: callers publish it with a release store
+ * once it is filled in, so a half-made block is never seen. */
+static void *block_new(struct kice_table *t, size_t size)
+{
+	return t->mem.alloc(t->mem.ctx, size);
+}
+
+struct kice_endpoint *kice_session_callee(struct kice_table *t,
 		struct kice_session *s, struct kice_slice tag, bool create)
 {
-	int i;
+	struct kice_endpoint *ep, keep;
+	unsigned i, k;
+
+	ep = kice_session_endpoint(s, 1, tag);
+	if(ep || !create || tag.len > KICE_TAG_MAX)
+		return ep;
+	for(i = 0; i < KICE_MAX_CALLEES; i++) {
+		ep = s->callee[i];
+		if(ep == NULL) {
+			ep = block_new(t, sizeof(*ep));
+			if(ep == NULL)
+				return NULL;
+			set_tag(ep, tag);
+			__atomic_store_n(&s->callee[i], ep, __ATOMIC_RELEASE);
+			return ep;
+		}
+		if(!ep->used) {
+			/* reused slot: a fresh endpoint that keeps its blocks */
+			memcpy(keep.st, ep->st, sizeof(keep.st));
+			memset(ep, 0, sizeof(*ep));
+			memcpy(ep->st, keep.st, sizeof(ep->st));
+			for(k = 0; k < KICE_MAX_STREAMS; k++)
+				if(ep->st[k])
+					memset(ep->st[k], 0, sizeof(*ep->st[k]));
+			set_tag(ep, tag);
+			return ep;
+		}
+	}
+	return NULL;
+}
+
+unsigned kice_session_callee_idx(
+		const struct kice_session *s, const struct kice_endpoint *ep)
+{
+	unsigned i;
 
 	for(i = 0; i < KICE_MAX_CALLEES; i++)
-		if(tag_eq(&s->callee[i], tag))
-			return &s->callee[i];
-	if(!create)
-		return NULL;
-	for(i = 0; i < KICE_MAX_CALLEES; i++)
-		if(!s->callee[i].used) {
-			memset(&s->callee[i], 0, sizeof(s->callee[i]));
-			if(!set_tag(&s->callee[i], tag))
-				return NULL;
-			return &s->callee[i];
-		}
-	return NULL;
+		if(s->callee[i] == ep)
+			return i;
+	return KICE_MAX_CALLEES;
 }
 
 void kice_session_keep_callee(struct kice_session *s, struct kice_endpoint *ep)
 {
-	int i;
+	unsigned i;
 
-	for(i = 0; i < KICE_MAX_CALLEES; i++)
-		if(&s->callee[i] != ep)
-			s->callee[i].used = false;
+	for(i = 0; i < KICE_MAX_CALLEES; i++) {
+		if(s->callee[i] == NULL)
+			continue;
+		if(s->callee[i] != ep)
+			s->callee[i]->used = false;
 		else
 			s->active_callee = (uint8_t)i;
+	}
+}
+
+int kice_ep_streams_alloc(
+		struct kice_table *t, struct kice_endpoint *ep, unsigned n)
+{
+	unsigned i;
+
+	for(i = 0; i < n && i < KICE_MAX_STREAMS; i++) {
+		struct kice_ep_stream *es;
+
+		if(ep->st[i])
+			continue;
+		es = block_new(t, sizeof(*es));
+		if(es == NULL)
+			return -ENOMEM;
+		__atomic_store_n(&ep->st[i], es, __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+struct kice_sdes *kice_side_sdes(
+		struct kice_table *t, struct kice_side *sd, unsigned i)
+{
+	struct kice_sdes *k;
+
+	if(i >= KICE_MAX_STREAMS)
+		return NULL;
+	if(sd->sdes[i])
+		return sd->sdes[i];
+	k = block_new(t, sizeof(*k));
+	if(k)
+		__atomic_store_n(&sd->sdes[i], k, __ATOMIC_RELEASE);
+	return k;
 }
 
 int kice_ports_alloc_pair(struct kice_ports *p, uint16_t *rtp_port)

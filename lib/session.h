@@ -111,7 +111,9 @@ struct kice_endpoint
 	uint8_t dtls_role;		  /* our enum kice_dtls_role toward it */
 	char fp_alg[12], fp_hex[192]; /* its a=fingerprint */
 	char proto[24];			  /* its m= protocol (first RTP m-line) */
-	struct kice_ep_stream st[KICE_MAX_STREAMS];
+	/* per m-line, allocated (shm) when its SDP first has the m-line and
+	 * kept until the session is freed: read with kice_ep_st() */
+	struct kice_ep_stream *st[KICE_MAX_STREAMS];
 };
 
 struct kice_side
@@ -125,7 +127,8 @@ struct kice_side
 	uint8_t crypto;	   /* enum kice_crypto the relay terminates toward it */
 	uint8_t mux_sent;  /* bit per m-line: our SDP to it had a=rtcp-mux */
 	bool sdes_set[KICE_MAX_STREAMS];
-	struct kice_sdes sdes[KICE_MAX_STREAMS]; /* our keys toward it (SDES) */
+	/* our keys toward it (SDES), allocated (shm) when first made */
+	struct kice_sdes *sdes[KICE_MAX_STREAMS];
 	uint16_t port[KICE_MAX_STREAMS];		/* RTP port (RTCP = +1), 0 = none */
 };
 
@@ -147,7 +150,9 @@ struct kice_session
 	uint64_t last_signal_ms;		/* monotonic, worker-written */
 	struct kice_side side[2];
 	struct kice_endpoint caller;
-	struct kice_endpoint callee[KICE_MAX_CALLEES];
+	/* one per to-tag with SDP, allocated (shm) on first use and kept until
+	 * the session is freed (NULL: never used) */
+	struct kice_endpoint *callee[KICE_MAX_CALLEES];
 };
 
 struct kice_bucket
@@ -222,11 +227,41 @@ void kice_session_free(struct kice_table *t, struct kice_session *s);
  * Caller holds the bucket lock. */
 struct kice_endpoint *kice_session_endpoint(
 		struct kice_session *s, int side, struct kice_slice tag);
-/* Find or add a callee endpoint by to-tag (NULL if all are in use). */
-struct kice_endpoint *kice_session_callee(
+/* Find or add a callee endpoint by to-tag (NULL if all are in use, or no
+ * memory). Caller holds the bucket lock. */
+struct kice_endpoint *kice_session_callee(struct kice_table *t,
 		struct kice_session *s, struct kice_slice tag, bool create);
+/* Index of callee ep in s->callee[], or KICE_MAX_CALLEES */
+unsigned kice_session_callee_idx(
+		const struct kice_session *s, const struct kice_endpoint *ep);
 /* Keep only callee ep (after a final answer). */
 void kice_session_keep_callee(struct kice_session *s, struct kice_endpoint *ep);
+/* Callee i if it is in use, else NULL */
+static inline struct kice_endpoint *kice_session_callee_at(
+		const struct kice_session *s, unsigned i)
+{
+	return i < KICE_MAX_CALLEES && s->callee[i] && s->callee[i]->used
+				   ? s->callee[i]
+				   : NULL;
+}
+
+/* Make sure ep has stream blocks for m-lines [0, n) (SIP worker, bucket
+ * lock held). 0 or -ENOMEM (the ones made so far are kept). */
+int kice_ep_streams_alloc(
+		struct kice_table *t, struct kice_endpoint *ep, unsigned n);
+/* Our SDES key block toward side sd for m-line i, made if needed (bucket
+ * lock held); NULL: no memory */
+struct kice_sdes *kice_side_sdes(
+		struct kice_table *t, struct kice_side *sd, unsigned i);
+
+/* An all-zero stream: what kice_ep_st() gives for an m-line the endpoint
+ * never had (present false, no candidates, no address). */
+extern const struct kice_ep_stream kice_ep_stream_none;
+static inline const struct kice_ep_stream *kice_ep_st(
+		const struct kice_endpoint *ep, unsigned i)
+{
+	return i < KICE_MAX_STREAMS && ep->st[i] ? ep->st[i] : &kice_ep_stream_none;
+}
 
 /* Ports: allocate an even/odd pair (RTP port returned). -ENOSPC when the
  * pool is exhausted. Any process. */

@@ -53,7 +53,7 @@ static void add_endpoint(rpc_t *rpc, void *ctx, void *legs,
 	if(rpc->struct_add(lh, "[", "streams", &sa) < 0)
 		return;
 	for(i = 0; i < KICE_MAX_STREAMS; i++) {
-		const struct kice_ep_stream *st = &ep->st[i];
+		const struct kice_ep_stream *st = kice_ep_st(ep, i);
 		uint16_t port = s->side[side].port[i];
 
 		if(!st->present)
@@ -112,8 +112,8 @@ static void add_session(
 		return;
 	add_endpoint(rpc, ctx, legs, s, &s->caller, 0, "caller");
 	for(i = 0; i < KICE_MAX_CALLEES; i++)
-		if(s->callee[i].used)
-			add_endpoint(rpc, ctx, legs, s, &s->callee[i], 1,
+		if(kice_session_callee_at(s, (unsigned)i))
+			add_endpoint(rpc, ctx, legs, s, s->callee[i], 1,
 					i == s->active_callee ? "callee" : "callee-early");
 }
 

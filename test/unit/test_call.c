@@ -46,6 +46,62 @@ struct env
 	char fp[KICE_DTLS_FP_MAX];
 };
 
+/* The table's allocator (shm in Kamailio): counts live bytes and blocks,
+ * and fails its fail_at-th call when fail_at > 0. Any thread. */
+static struct
+{
+	pthread_mutex_t lk;
+	size_t bytes, blocks;
+	long calls, fail_at;
+} cm = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+
+#define CM_HDR 16
+
+static void *cm_alloc(void *ctx, size_t n)
+{
+	size_t *p = NULL;
+
+	(void)ctx;
+	pthread_mutex_lock(&cm.lk);
+	if(!(cm.fail_at > 0 && ++cm.calls == cm.fail_at)
+			&& (p = calloc(1, n + CM_HDR)) != NULL) {
+		p[0] = n;
+		cm.bytes += n;
+		cm.blocks++;
+	}
+	if(cm.fail_at <= 0)
+		cm.calls++;
+	pthread_mutex_unlock(&cm.lk);
+	return p ? (char *)p + CM_HDR : NULL;
+}
+
+static void cm_free(void *ctx, void *q)
+{
+	size_t *p;
+
+	(void)ctx;
+	if(q == NULL)
+		return;
+	p = (size_t *)((char *)q - CM_HDR);
+	pthread_mutex_lock(&cm.lk);
+	cm.bytes -= p[0];
+	cm.blocks--;
+	pthread_mutex_unlock(&cm.lk);
+	free(p);
+}
+
+static const struct kice_mem cm_mem = {cm_alloc, cm_free, NULL};
+
+static size_t cm_bytes(void)
+{
+	size_t b;
+
+	pthread_mutex_lock(&cm.lk);
+	b = cm.bytes;
+	pthread_mutex_unlock(&cm.lk);
+	return b;
+}
+
 static void *fwd_thread(void *arg)
 {
 	struct env *e = arg;
@@ -58,7 +114,7 @@ static int setup(void **state)
 	static struct env e;
 
 	memset(&e, 0, sizeof(e));
-	assert_int_equal(kice_table_create(&e.t, &kice_mem_libc, 64, PMIN, PMAX, 1), 0);
+	assert_int_equal(kice_table_create(&e.t, &cm_mem, 64, PMIN, PMAX, 1), 0);
 	assert_int_equal(kice_fwd_channel(e.sv), 0);
 	e.wr[0] = e.sv[0];
 	assert_int_equal(kice_iface_parse(&e.ifc, "pub/127.0.0.1", 13), 0);
@@ -252,9 +308,9 @@ static void test_relay_both_ways_with_latching(void **state)
 		s = kice_session_find(e->t, h, KICE_SLICE_LIT("call-1"));
 		assert_non_null(s);
 		assert_int_equal(s->state, KICE_SESS_ANSWERED);
-		assert_int_equal(s->caller.st[0].cnt[0].pkts_in, 20);
-		assert_int_equal(s->caller.st[0].cnt[0].pkts_out, 20);
-		assert_int_equal(s->caller.st[0].latched[0].port, pa);
+		assert_int_equal(s->caller.st[0]->cnt[0].pkts_in, 20);
+		assert_int_equal(s->caller.st[0]->cnt[0].pkts_out, 20);
+		assert_int_equal(s->caller.st[0]->latched[0].port, pa);
 		kice_bucket_unlock(e->t, h);
 	}
 	assert_int_equal(kice_call_delete(&e->ctx, KICE_SLICE_LIT("call-1")), 0);
@@ -386,7 +442,7 @@ static void test_silent_endpoint_not_hijacked(void **state)
 	kice_bucket_lock(e->t, h);
 	s = kice_session_find(e->t, h, KICE_SLICE_LIT("bleed-1"));
 	s->caller.relatch_until_ms = 0;
-	s->callee[0].relatch_until_ms = 0;
+	s->callee[0]->relatch_until_ms = 0;
 	kice_bucket_unlock(e->t, h);
 	kice_fwd_notify(e->wr, s, KICE_FWD_UPDATE);
 	usleep(50000);
@@ -1320,6 +1376,107 @@ static void test_sdes_to_plain(void **state)
 	close(fb);
 }
 
+/* the forwarder frees deleted sessions: wait until the table's memory is
+ * back to want */
+static void wait_bytes(size_t want)
+{
+	int i;
+
+	for(i = 0; i < 200 && cm_bytes() != want; i++)
+		usleep(10000);
+	assert_int_equal(cm_bytes(), want);
+}
+
+/* Issue 5: shm per audio-only session. The blocks a session needs are
+ * allocated as its SDPs need them (a callee per to-tag, a stream per
+ * m-line), not sized for the worst case. */
+static void test_session_memory(void **state)
+{
+	struct env *e = *state;
+	char out[2048], tag[16];
+	const char *why;
+	size_t base, blocks0, audio;
+	int n, i;
+
+	wait_bytes(cm_bytes()); /* settle */
+	base = cm_bytes();
+	blocks0 = cm.blocks;
+	n = do_sdp(e, "mem-1", true, false, "f", NULL, "127.0.0.1", 5000, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	n = do_sdp(e, "mem-1", false, true, "f", "t", "127.0.0.1", 5002, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	audio = cm_bytes() - base;
+	print_message("audio-only session (caller + callee, 1 m-line): %zu bytes "
+				  "in %zu blocks\n",
+			audio, cm.blocks - blocks0);
+	assert_true(audio <= 4096 - 4 * 64); /* room for the allocator's headers */
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("mem-1"));
+	wait_bytes(base);
+	wait_ports_free(e, 0);
+
+	/* forked: three early dialogs are kept, a fourth is refused */
+	n = do_sdp(e, "mem-2", true, false, "f", NULL, "127.0.0.1", 5000, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	for(i = 0; i < 4; i++) {
+		snprintf(tag, sizeof(tag), "b%d", i);
+		n = do_sdp(e, "mem-2", false, false, "f", tag, "127.0.0.1",
+				(uint16_t)(5002 + 2 * i), "", out, sizeof(out), &why);
+		if(i < 3)
+			assert_true(n > 0);
+		else
+			assert_int_equal(n, -ENOSPC);
+	}
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("mem-2"));
+	wait_bytes(base);
+	wait_ports_free(e, 0);
+}
+
+/* every allocation of an offer and its answer failing in turn: a clean
+ * error, then nothing left behind once the call is deleted */
+static void test_alloc_failures(void **state)
+{
+	struct env *e = *state;
+	char out[2048];
+	const char *why;
+	size_t base;
+	long k;
+	int n1, n2, failed = 0;
+
+	wait_bytes(cm_bytes());
+	base = cm_bytes();
+	for(k = 1; k < 50; k++) {
+		pthread_mutex_lock(&cm.lk);
+		cm.calls = 0;
+		cm.fail_at = k;
+		pthread_mutex_unlock(&cm.lk);
+		why = NULL;
+		n1 = do_sdp(e, "oom", true, false, "f", NULL, "127.0.0.1", 5000, "",
+				out, sizeof(out), &why);
+		if(n1 < 0)
+			assert_non_null(why);
+		n2 = do_sdp(e, "oom", false, true, "f", "t", "127.0.0.1", 5002, "",
+				out, sizeof(out), &why);
+		if(n2 < 0)
+			assert_non_null(why);
+		pthread_mutex_lock(&cm.lk);
+		cm.fail_at = 0;
+		pthread_mutex_unlock(&cm.lk);
+		kice_call_delete(&e->ctx, KICE_SLICE_LIT("oom"));
+		wait_bytes(base);
+		wait_ports_free(e, 0);
+		if(n1 > 0 && n2 > 0 && cm.calls < k)
+			break; /* the failure point is past the last allocation */
+		failed++;
+	}
+	print_message("%d allocation failures handled\n", failed);
+	assert_true(k < 50);
+	assert_true(failed >= 3); /* session, callee, stream blocks */
+	assert_int_equal(e->t->sessions_active, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1339,6 +1496,8 @@ int main(void)
 		cmocka_unit_test(test_webrtc_to_plain),
 		cmocka_unit_test(test_webrtc_bad_fingerprint),
 		cmocka_unit_test(test_sdes_to_plain),
+		cmocka_unit_test(test_session_memory),
+		cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
