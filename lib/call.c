@@ -415,8 +415,11 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 	bool created = false, offer;
 	char convert_proto[24];
 	struct kice_endpoint *convert_rep = NULL;
+	struct kice_fwd_pending pend;
 
 	*why = "";
+	pend.m.s = NULL;
+	pend.m.npairs = 0;
 	if(c == NULL || m == NULL || fl == NULL || out == NULL
 			|| m->callid.len == 0) {
 		*why = "no Call-ID";
@@ -452,6 +455,7 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 		}
 		created = true;
 	}
+	kice_fwd_pending_init(&pend, s);
 	tag = m->is_request ? m->from_tag : m->to_tag;
 	if(!m->is_request && tag.len == 0) {
 		*why = "reply with SDP but no to-tag";
@@ -599,8 +603,8 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 			rw.media[i].skip = true;
 			continue;
 		}
-		rc = kice_fwd_add_ports(c->t, c->ctl_fds, s, rside, (int)i,
-				&ifc->local, c->tos);
+		rc = kice_fwd_add_ports(c->t, &pend, s, rside, (int)i, &ifc->local,
+				c->tos);
 		if(rc < 0) {
 			*why = rc == -ENOSPC ? "port pool exhausted"
 								 : "cannot bind or hand over media ports";
@@ -684,8 +688,16 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 		*why = "rewritten SDP too large";
 		goto out;
 	}
-	kice_fwd_notify(c->ctl_fds, s, KICE_FWD_UPDATE);
+	/* one message per SDP: its new ports and "re-read the session" */
+	if(kice_fwd_update(c->t, c->ctl_fds, &pend) < 0) {
+		*why = "cannot hand media ports to the forwarder";
+		rc = -EIO;
+	}
 out:
+	/* ports bound before a failure still go to the forwarder, which owns
+	 * (and frees) them with the session */
+	if(pend.m.s && pend.m.npairs)
+		kice_fwd_update(c->t, c->ctl_fds, &pend);
 	if(rc < 0 && created) {
 		unsigned fwd = s->fwd;
 		kice_session_unlink(c->t, s);

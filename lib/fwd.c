@@ -165,12 +165,14 @@ static int send_msg(int fd, const struct kice_fwd_msg *m, const int *fds,
 	struct iovec iov;
 	union
 	{
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(2 * KICE_FWD_MAX_PAIRS * sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct cmsghdr *c;
 	int i;
 
+	if(nfds < 0 || nfds > 2 * KICE_FWD_MAX_PAIRS)
+		return -EINVAL;
 	memset(&mh, 0, sizeof(mh));
 	iov.iov_base = (void *)m;
 	iov.iov_len = sizeof(*m);
@@ -197,12 +199,12 @@ static int send_msg(int fd, const struct kice_fwd_msg *m, const int *fds,
 	return -EAGAIN;
 }
 
-int kice_fwd_notify(const int *ctl_fds, struct kice_session *s, int type)
+int kice_fwd_notify(const int *ctl_fds, struct kice_session *s)
 {
 	struct kice_fwd_msg m;
 
 	memset(&m, 0, sizeof(m));
-	m.type = (uint32_t)type;
+	m.type = KICE_FWD_UPDATE;
 	m.id = s->id;
 	m.s = s;
 	return send_msg(ctl_fds[s->fwd], &m, NULL, 0);
@@ -245,18 +247,28 @@ static int bind_one(const struct kice_addr *ip, uint16_t port, int tos)
 	return fd;
 }
 
-int kice_fwd_add_ports(struct kice_table *t, const int *ctl_fds,
+void kice_fwd_pending_init(struct kice_fwd_pending *p, struct kice_session *s)
+{
+	memset(&p->m, 0, sizeof(p->m));
+	p->m.type = KICE_FWD_UPDATE;
+	p->m.id = s->id;
+	p->m.s = s;
+}
+
+int kice_fwd_add_ports(struct kice_table *t, struct kice_fwd_pending *p,
 		struct kice_session *s, int side, int stream,
 		const struct kice_addr *ip, int tos)
 {
-	struct kice_fwd_msg m;
 	uint16_t port;
 	int fds[2], tries, rc;
+	unsigned k = p->m.npairs;
 
 	if(side < 0 || side > 1 || stream < 0 || stream >= KICE_MAX_STREAMS)
 		return -EINVAL;
 	if(s->side[side].port[stream])
 		return 0;
+	if(k >= KICE_FWD_MAX_PAIRS)
+		return -EINVAL;
 	/* a pair some other program holds is skipped; give up after a few */
 	for(tries = 0; tries < 16; tries++) {
 		rc = kice_ports_alloc_pair(t->ports, &port);
@@ -275,24 +287,38 @@ int kice_fwd_add_ports(struct kice_table *t, const int *ctl_fds,
 	}
 	if(fds[0] < 0)
 		return -EIO;
-	memset(&m, 0, sizeof(m));
-	m.type = KICE_FWD_BIND;
-	m.id = s->id;
-	m.s = s;
-	m.port = port;
-	m.side = (uint8_t)side;
-	m.stream = (uint8_t)stream;
-	rc = send_msg(ctl_fds[s->fwd], &m, fds, 2);
-	close(fds[0]);
-	close(fds[1]);
-	if(rc < 0) {
-		KICE_ERR("cannot hand ports %u/%u to forwarder %u: %s", port,
-				port + 1, s->fwd, strerror(-rc));
-		kice_ports_release_pair(t->ports, port);
-		return -EIO;
-	}
+	p->m.pair[k].port = port;
+	p->m.pair[k].side = (uint8_t)side;
+	p->m.pair[k].stream = (uint8_t)stream;
+	p->fds[2 * k] = fds[0];
+	p->fds[2 * k + 1] = fds[1];
+	p->m.npairs = (uint8_t)(k + 1);
 	s->side[side].port[stream] = port;
 	return 0;
+}
+
+int kice_fwd_update(
+		struct kice_table *t, const int *ctl_fds, struct kice_fwd_pending *p)
+{
+	struct kice_session *s = p->m.s;
+	unsigned k, n = p->m.npairs;
+	int rc;
+
+	rc = send_msg(ctl_fds[s->fwd], &p->m, p->fds, (int)(2 * n));
+	for(k = 0; k < 2 * n; k++)
+		close(p->fds[k]);
+	p->m.npairs = 0;
+	if(rc == 0)
+		return 0;
+	if(n == 0)
+		return rc;
+	KICE_ERR("session %u: cannot hand %u port pairs to forwarder %u: %s",
+			s->id, n, s->fwd, strerror(-rc));
+	for(k = 0; k < n; k++) {
+		kice_ports_release_pair(t->ports, p->m.pair[k].port);
+		s->side[p->m.pair[k].side].port[p->m.pair[k].stream] = 0;
+	}
+	return -EIO;
 }
 
 /* ---- forwarder side ---- */
@@ -780,114 +806,143 @@ static void route_close(struct fwd *f, uint16_t port)
 	r->fs = NULL;
 }
 
-static void on_bind(struct fwd *f, const struct kice_fwd_msg *m, int fds[2])
+/* take pair k of an UPDATE: its two sockets become routes of fs */
+static void on_pair(struct fwd *f, struct fsess *fs, const struct kice_fwd_msg *m,
+		unsigned k, const int fds[2])
 {
-	struct fsess *fs;
+	uint16_t port = m->pair[k].port;
 	struct route *r;
 	struct epoll_event ev;
 	int c;
 
-	fs = fs_get(f, m);
-	if(fs == NULL || fs->nports >= 2 * KICE_MAX_STREAMS
-			|| route_of(f, (uint16_t)(m->port + 1)) == NULL) {
-		KICE_ERR("forwarder: cannot take ports %u for session %u", m->port,
-				m->id);
+	if(fs == NULL || fs->nports >= 2 * KICE_MAX_STREAMS || (port & 1)
+			|| m->pair[k].side > 1 || m->pair[k].stream >= KICE_MAX_STREAMS
+			|| route_of(f, port) == NULL
+			|| route_of(f, (uint16_t)(port + 1)) == NULL) {
+		KICE_ERR("forwarder: cannot take ports %u for session %u", port, m->id);
 		close(fds[0]);
 		close(fds[1]);
 		return;
 	}
-	fs->ports[fs->nports++] = m->port;
+	fs->ports[fs->nports++] = port;
 	for(c = 0; c < 2; c++) {
-		r = route_of(f, (uint16_t)(m->port + c));
+		r = route_of(f, (uint16_t)(port + c));
 		if(r->fd >= 0)
-			route_close(f, (uint16_t)(m->port + c));
+			route_close(f, (uint16_t)(port + c));
 		r->fd = fds[c];
 		r->fs = fs;
-		r->side = m->side;
-		r->stream = m->stream;
+		r->side = m->pair[k].side;
+		r->stream = m->pair[k].stream;
 		r->comp = (uint8_t)c;
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
-		ev.data.u32 = (uint32_t)(m->port + c - f->t->ports->min);
+		ev.data.u32 = (uint32_t)(port + c - f->t->ports->min);
 		if(epoll_ctl(f->ep, EPOLL_CTL_ADD, fds[c], &ev) < 0)
-			KICE_ERR("forwarder: epoll add port %u: %s", m->port + c,
+			KICE_ERR("forwarder: epoll add port %u: %s", port + c,
 					strerror(errno));
 	}
-	fs_snapshot(f, fs);
 }
 
+/* one control message with the nfds descriptors it carried */
+static void on_ctl(struct fwd *f, const struct kice_fwd_msg *m, size_t len,
+		const int *fds, int nfds)
+{
+	struct fsess *fs;
+	unsigned k;
+	int i;
+
+	if(len != sizeof(*m) || nfds < 0
+			|| (m->type == KICE_FWD_UPDATE
+					&& (m->npairs > KICE_FWD_MAX_PAIRS || nfds != 2 * m->npairs))
+			|| (m->type != KICE_FWD_UPDATE && nfds != 0)) {
+		KICE_ERR("forwarder: malformed control message (%zu bytes, %d fds)",
+				len, nfds);
+		for(i = 0; i < nfds; i++)
+			close(fds[i]);
+		return;
+	}
+	switch(m->type) {
+		case KICE_FWD_UPDATE:
+			/* the first ports of a session make it known here */
+			fs = m->npairs ? fs_get(f, m) : fs_find(f, m->id);
+			for(k = 0; k < m->npairs; k++)
+				on_pair(f, fs, m, k, fds + 2 * k);
+			if(fs)
+				fs_snapshot(f, fs);
+			break;
+		case KICE_FWD_KICK:
+			f->kicked = true;
+			break;
+		default:
+			KICE_ERR("forwarder: unknown control message %u", m->type);
+			break;
+	}
+}
+
+#define CTL_BATCH 16
+#define CTL_FDS (2 * KICE_FWD_MAX_PAIRS)
+
+/* Read every queued control message, CTL_BATCH per system call; a short
+ * batch means the queue is empty (no extra call to learn EAGAIN). */
 static void drain_ctl(struct fwd *f)
 {
-	struct kice_fwd_msg m;
-	struct msghdr mh;
-	struct iovec iov;
-	union
+	static struct kice_fwd_msg m[CTL_BATCH];
+	static struct mmsghdr mh[CTL_BATCH];
+	static struct iovec iov[CTL_BATCH];
+	static union
 	{
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(CTL_FDS * sizeof(int))];
 		struct cmsghdr align;
-	} u;
+	} u[CTL_BATCH];
 	struct cmsghdr *c;
-	int fds[2], nfds;
-	ssize_t n;
-	struct fsess *fs;
+	int fds[CTL_FDS], nfds, n, i, j;
+	bool bad;
 
-	for(;;) {
-		memset(&mh, 0, sizeof(mh));
-		iov.iov_base = &m;
-		iov.iov_len = sizeof(m);
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		n = recvmsg(f->cfg->ctl_fd, &mh, MSG_CMSG_CLOEXEC);
+	do {
+		for(i = 0; i < CTL_BATCH; i++) {
+			memset(&mh[i], 0, sizeof(mh[i]));
+			iov[i].iov_base = &m[i];
+			iov[i].iov_len = sizeof(m[i]);
+			mh[i].msg_hdr.msg_iov = &iov[i];
+			mh[i].msg_hdr.msg_iovlen = 1;
+			mh[i].msg_hdr.msg_control = u[i].buf;
+			mh[i].msg_hdr.msg_controllen = sizeof(u[i].buf);
+		}
+		n = recvmmsg(f->cfg->ctl_fd, mh, CTL_BATCH, MSG_CMSG_CLOEXEC, NULL);
 		if(n < 0) {
 			if(errno == EINTR)
 				continue;
 			return;
 		}
-		nfds = 0;
-		for(c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-			if(c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-				if(nfds > 2) {
-					int all[4];
-					memcpy(all, CMSG_DATA(c), sizeof(int) * 4);
-					for(int i = 0; i < nfds && i < 4; i++)
-						close(all[i]);
-					nfds = -1;
-				} else if(nfds > 0)
-					memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)nfds);
-			}
-		if(n != (ssize_t)sizeof(m) || nfds < 0) {
-			KICE_ERR("forwarder: malformed control message (%zd bytes)", n);
-			for(int i = 0; i < nfds; i++)
-				close(fds[i]);
-			continue;
-		}
-		switch(m.type) {
-			case KICE_FWD_BIND:
-				if(nfds != 2) {
-					KICE_ERR("forwarder: BIND without its 2 sockets");
-					for(int i = 0; i < nfds; i++)
-						close(fds[i]);
-					break;
+		for(i = 0; i < n; i++) {
+			struct msghdr *h = &mh[i].msg_hdr;
+
+			nfds = 0;
+			bad = (h->msg_flags & MSG_CTRUNC) != 0; /* the kernel dropped some */
+			for(c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+				int k;
+				if(c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+					continue;
+				k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+				for(j = 0; j < k; j++) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+					if(nfds < CTL_FDS) {
+						fds[nfds++] = fd;
+					} else {
+						close(fd);
+						bad = true;
+					}
 				}
-				on_bind(f, &m, fds);
-				break;
-			case KICE_FWD_UPDATE:
-				fs = fs_find(f, m.id);
-				if(fs)
-					fs_snapshot(f, fs);
-				break;
-			case KICE_FWD_KICK:
-				f->kicked = true;
-				break;
-			default:
-				for(int i = 0; i < nfds; i++)
-					close(fds[i]);
-				break;
+			}
+			if(bad) {
+				for(j = 0; j < nfds; j++)
+					close(fds[j]);
+				nfds = -1;
+			}
+			on_ctl(f, &m[i], mh[i].msg_len, fds, nfds);
 		}
-	}
+	} while(n == CTL_BATCH);
 }
 
 static void fs_free(struct fwd *f, struct fsess *fs)

@@ -5,8 +5,9 @@
  *
  * SIP workers bind a session's sockets themselves (so a port written into
  * the SDP is really ours) and hand them to the owning forwarder over a
- * unix datagram socketpair with SCM_RIGHTS (kice_fwd_add_ports); they
- * send an UPDATE after every SDP they process. Deleted sessions reach the
+ * unix datagram socketpair with SCM_RIGHTS: the ports an SDP needed
+ * (kice_fwd_add_ports) go with the one UPDATE sent after every SDP
+ * (kice_fwd_update). Deleted sessions reach the
  * forwarder through its dead list (session.h); it closes their sockets,
  * returns their ports and frees them.
  */
@@ -21,18 +22,32 @@
 
 enum kice_fwd_msg_type
 {
-	KICE_FWD_BIND = 1, /* carries 2 fds: RTP, RTCP */
-	KICE_FWD_UPDATE,   /* re-read the session's SDP-derived state */
-	KICE_FWD_KICK	   /* look at the dead list now */
+	KICE_FWD_UPDATE = 2, /* take the new port pairs (2 fds each: RTP, RTCP)
+						  * and re-read the session's SDP-derived state */
+	KICE_FWD_KICK		 /* look at the dead list now */
 };
+
+#define KICE_FWD_MAX_PAIRS KICE_MAX_STREAMS /* new pairs per UPDATE */
 
 struct kice_fwd_msg
 {
 	uint32_t type;
 	uint32_t id;			/* session id, checked against s->id */
 	struct kice_session *s; /* shm */
-	uint16_t port;			/* BIND: the RTP port */
-	uint8_t side, stream;
+	uint8_t npairs;			/* UPDATE: pairs whose fds it carries */
+	struct
+	{
+		uint16_t port; /* RTP port (RTCP = +1) */
+		uint8_t side, stream;
+	} pair[KICE_FWD_MAX_PAIRS];
+};
+
+/* The port pairs a worker bound while processing one SDP, handed to the
+ * forwarder with that SDP's UPDATE. */
+struct kice_fwd_pending
+{
+	struct kice_fwd_msg m;
+	int fds[2 * KICE_FWD_MAX_PAIRS];
 };
 
 struct kice_fwd_cfg
@@ -54,17 +69,27 @@ struct kice_fwd_cfg
  * sv[0] for the workers, sv[1] for the forwarder. 0 or -errno. */
 int kice_fwd_channel(int sv[2]);
 
-/* Allocate a port pair for (s, side, stream), bind both sockets on ip
- * (port 0 of ip is ignored), pass them to s's forwarder and record the
- * port in s->side[side]. Caller holds s's bucket lock. Returns 0,
- * -ENOSPC (pool exhausted), -EIO (bind or hand-over failed). */
-int kice_fwd_add_ports(struct kice_table *t, const int *ctl_fds,
+/* Start collecting the ports of one SDP of s */
+void kice_fwd_pending_init(struct kice_fwd_pending *p, struct kice_session *s);
+
+/* Allocate a port pair for (s, side, stream) unless it has one, bind both
+ * sockets on ip (port 0 of ip is ignored), record the port in
+ * s->side[side] and add the pair to p. Caller holds s's bucket lock.
+ * Returns 0, -ENOSPC (pool exhausted), -EIO (no bindable pair). */
+int kice_fwd_add_ports(struct kice_table *t, struct kice_fwd_pending *p,
 		struct kice_session *s, int side, int stream,
 		const struct kice_addr *ip, int tos);
 
-/* Tell s's forwarder that s changed (caller holds the bucket lock) or
- * that its dead list has work (KICK). Best effort: 0 or -errno. */
-int kice_fwd_notify(const int *ctl_fds, struct kice_session *s, int type);
+/* Send s's forwarder the UPDATE with p's pairs (caller holds the bucket
+ * lock); the worker's copies of the sockets are closed either way and p
+ * is emptied. 0, or -EIO: the forwarder did not take them, so their ports
+ * are released and cleared from the session. */
+int kice_fwd_update(
+		struct kice_table *t, const int *ctl_fds, struct kice_fwd_pending *p);
+
+/* Tell s's forwarder that s changed (an UPDATE without ports; caller
+ * holds the bucket lock). Best effort: 0 or -errno. */
+int kice_fwd_notify(const int *ctl_fds, struct kice_session *s);
 
 /* Wake forwarder fwd to look at its dead list (after an unlink: the
  * session itself may already be gone). Best effort. */

@@ -351,7 +351,7 @@ static void test_stray_source_not_forwarded(void **state)
 		s = kice_session_find(e->t, h, KICE_SLICE_LIT("call-2"));
 		s->caller.relatch_until_ms = 0;
 		kice_bucket_unlock(e->t, h);
-		kice_fwd_notify(e->wr, s, KICE_FWD_UPDATE);
+		kice_fwd_notify(e->wr, s);
 	}
 	usleep(50000);
 	rtp_pkt(pkt, 2, 0x66);
@@ -444,7 +444,7 @@ static void test_silent_endpoint_not_hijacked(void **state)
 	s->caller.relatch_until_ms = 0;
 	s->callee[0]->relatch_until_ms = 0;
 	kice_bucket_unlock(e->t, h);
-	kice_fwd_notify(e->wr, s, KICE_FWD_UPDATE);
+	kice_fwd_notify(e->wr, s);
 	usleep(50000);
 	/* the attacker sprays the callee-facing port: nothing reaches the
 	 * caller, and the caller's audio does not go to the attacker */
