@@ -7,7 +7,7 @@ dpkg-dev libssl-dev libsrtp2-dev libcmocka-dev iproute2 nftables \
 clang libclang-rt-14-dev bison flex xsltproc docbook-xsl docbook-xml \
 python3 python3-aiortc python3-aioice tcpdump procps coturn \
 debhelper lintian lynx libxml2-utils kamailio-websocket-modules kamailio-tls-modules \
-rtpengine-daemon baresip-core python3-pylibsrtp"
+rtpengine-daemon baresip-core python3-pylibsrtp liburing-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """ice-bench driver: relays the same RTP load through kamailio-ice, through
 rtpengine (Debian's rtpengine-daemon, userspace only) and through a floor
-relay (ice-bench --floor-relay), then measures call set-up cost with sipp
+relay (ice-bench --floor-relay; with --only ...,floor-uring also its io_uring
+variant, --floor-relay --uring), then measures call set-up cost with sipp
 through Kamailio with ice_manage("force") and with rtpengine_manage
 ("ICE=force"), and prints the tables.
 
@@ -936,14 +937,17 @@ def relay_rtpengine(args, n, wdir):
     return res
 
 
-def relay_floor(args, n, wdir):
+def relay_floor(args, n, wdir, uring=False):
+    """The floor relay; uring: its io_uring variant (backend floor-uring)."""
+    name = "floor-uring" if uring else "floor"
     legs = [(GEN_A0 + i, (LO, RELAY_MIN + 2 * i), GEN_B0 + i,
              (LO, RELAY_MIN + 2 * i + 1)) for i in range(n)]
     legs_path = os.path.join(wdir, "legs.txt")
     write_legs(legs_path, legs)
-    logpath = os.path.join(wdir, "floor.log")
-    p = PROCS.start(["taskset", "-c", RELAY_CPU, args.bench, "--floor-relay",
-                     "--cpu", RELAY_CPU, legs_path], logpath,
+    logpath = os.path.join(wdir, name + ".log")
+    p = PROCS.start(["taskset", "-c", RELAY_CPU, args.bench, "--floor-relay"] +
+                    (["--uring"] if uring else []) +
+                    ["--cpu", RELAY_CPU, legs_path], logpath,
                     preexec_fn=raise_nofile)
     try:
         if not wait_for(lambda: "floor relay up" in tail(logpath, 5) or
@@ -951,10 +955,10 @@ def relay_floor(args, n, wdir):
             raise BenchError("floor relay not up: " + tail(logpath))
         if p.poll() is not None:
             raise BenchError("floor relay exited: " + tail(logpath))
-        log("floor N=%d: relay up" % n)
-        return {"backend": "floor", "n": n,
+        log("%s N=%d: relay up" % (name, n))
+        return {"backend": name, "n": n,
                 "gen": run_generator(args.bench, legs_path,
-                                     [("floor", [p.pid])], args.warmup,
+                                     [(name, [p.pid])], args.warmup,
                                      args.duration,
                                      os.path.join(wdir, "gen.log"))}
     finally:
@@ -977,9 +981,15 @@ def disturbed(r):
     return why
 
 
+def relay_floor_uring(args, n, wdir):
+    return relay_floor(args, n, wdir, uring=True)
+
+
+# floor-uring (issue 5's io_uring experiment) only runs when --only names it
 RELAYS = {"ice": relay_ice, "rtpengine": relay_rtpengine,
-          "floor": relay_floor}
-LABEL = {"ice": "kamailio-ice", "rtpengine": "rtpengine", "floor": "floor"}
+          "floor": relay_floor, "floor-uring": relay_floor_uring}
+LABEL = {"ice": "kamailio-ice", "rtpengine": "rtpengine", "floor": "floor",
+         "floor-uring": "floor-uring"}
 
 
 # --------------------------------------------------------------------------
@@ -1436,8 +1446,10 @@ def main():
     ap.add_argument("--calls", default="250,500,1000,2000",
                     help="numbers of calls for the relay runs")
     ap.add_argument("--only", default="ice,rtpengine,floor",
-                    help="backends (relay runs; ice/rtpengine also select "
-                    "the set-up runs)")
+                    help="backends: ice, rtpengine, floor, floor-uring (the "
+                    "floor relay through io_uring; not in the default) "
+                    "(relay runs; ice/rtpengine also select the set-up "
+                    "runs)")
     ap.add_argument("--warmup", type=float, default=5,
                     help="seconds of RTP before the steady window")
     ap.add_argument("--duration", type=float, default=20,

@@ -27,6 +27,9 @@
  * RELAY_A to LOCAL_IP:A_PORT. Static mapping, epoll + recvmmsg + sendmmsg,
  * one socket per stream side: the least work a userspace relay can do.
  * Runs until SIGINT/SIGTERM.
+ *   ice-bench --floor-relay --uring [--sqpoll] [LEGS|-]
+ * the same relay with its I/O through io_uring (multishot recv into
+ * provided buffers, batched sends; see floor_relay_uring), to compare.
  *
  * Traffic is meant for loopback (or a private namespace) only.
  */
@@ -36,6 +39,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <liburing.h>
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -107,6 +111,8 @@ struct opts
 	int drain_ms;
 	bool json;
 	bool floor;
+	bool uring;	 /* the floor relay through io_uring */
+	bool sqpoll; /* and with an SQPOLL thread */
 	int ngroups;
 	struct group groups[MAX_GROUPS];
 };
@@ -435,20 +441,18 @@ struct froute
 	struct sockaddr_in dst;
 };
 
-static int floor_relay(const struct opts *o, struct leg *legs, int nlegs)
+/* the sockets and routes of both floor relays (epoll and io_uring): route
+ * 2i is RELAY_A of leg i, 2i+1 its RELAY_B; each forwards what it receives
+ * out of the other's socket to a static destination */
+static struct froute *floor_setup(
+		const struct opts *o, const struct leg *legs, int nlegs)
 {
 	struct froute *r;
-	struct mmsghdr msgs[FLOOR_BATCH];
-	struct iovec iov[FLOOR_BATCH];
-	static uint8_t buf[FLOOR_BATCH][2048];
-	struct epoll_event ev, evs[256];
-	unsigned long long relayed = 0, dropped = 0, calls_rx = 0;
-	int ep, i, k, n, m, sent;
+	int i;
 
 	raise_nofile(2 * nlegs + 64);
 	r = calloc((size_t)(2 * nlegs), sizeof(*r));
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	if(r == NULL || ep < 0)
+	if(r == NULL)
 		die("floor setup");
 	for(i = 0; i < nlegs; i++) {
 		r[2 * i].fd = udp_bind(NULL, 0, &legs[i].ra);
@@ -465,6 +469,23 @@ static int floor_relay(const struct opts *o, struct leg *legs, int nlegs)
 		r[2 * i + 1].dst = r[2 * i].dst;
 		r[2 * i + 1].dst.sin_port = htons(legs[i].a_port);
 	}
+	return r;
+}
+
+static int floor_relay(const struct opts *o, struct leg *legs, int nlegs)
+{
+	struct froute *r;
+	struct mmsghdr msgs[FLOOR_BATCH];
+	struct iovec iov[FLOOR_BATCH];
+	static uint8_t buf[FLOOR_BATCH][2048];
+	struct epoll_event ev, evs[256];
+	unsigned long long relayed = 0, dropped = 0, calls_rx = 0;
+	int ep, i, k, n, m, sent;
+
+	r = floor_setup(o, legs, nlegs);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if(ep < 0)
+		die("epoll_create1");
 	for(i = 0; i < 2 * nlegs; i++) {
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
@@ -522,6 +543,378 @@ static int floor_relay(const struct opts *o, struct leg *legs, int nlegs)
 			"ice-bench: floor relay: %llu relayed, %llu dropped, %llu "
 			"wakeups\n",
 			relayed, dropped, calls_rx);
+	return 0;
+}
+
+/*
+ * The same floor relay with its I/O through io_uring (--uring), to measure
+ * whether io_uring beats epoll + recvmmsg/sendmmsg for a UDP relay.
+ *
+ * Receive: one multishot IORING_OP_RECV per socket, armed once, posting a
+ * completion per datagram into a buffer it picks from one provided buffer
+ * ring shared by all sockets. Plain recv, not recvmsg: the routing is
+ * static per socket, so the source address is of no use, and recv keeps
+ * the payload at the start of the buffer instead of behind an
+ * io_uring_recvmsg_out header. POLL_FIRST: a socket is usually empty when
+ * armed, so skip the attempt that would only find nothing.
+ *
+ * Forward: the receive completion's buffer goes out as it is, one
+ * IORING_OP_SEND with the route's static destination (sendto, Linux 6.10+;
+ * where a probe at start shows the kernel cannot, IORING_OP_SENDMSG with a
+ * msghdr per buffer instead), MSG_DONTWAIT so that a full socket buffer fails the send
+ * (counted dropped) like sendmmsg in floor_relay, instead of parking it
+ * in the ring. The buffer returns to the buffer ring when the send
+ * completes, whatever the result.
+ *
+ * Batching: every completion that is there is handled, the sends it makes
+ * are queued as SQEs, and one io_uring_enter submits them all and waits
+ * for the next completions. A UDP send with MSG_DONTWAIT completes inside
+ * that submission, so its completion is already there when the wait
+ * starts: the wait asks for one more completion than the sends it submits,
+ * else it would return at once and a packet would cost two system calls
+ * at low load. DEFER_TASKRUN (with SINGLE_ISSUER) runs the kernel's
+ * completion work only inside that wait, in our context, rather than
+ * interrupting us for each packet.
+ *
+ * A multishot receive ends (a completion without IORING_CQE_F_MORE) when
+ * the buffer ring is empty (-ENOBUFS: every buffer is waiting for its send)
+ * or on an error; it is armed again in the same batch, after the buffers of
+ * that batch's send completions went back to the ring. What stays in the
+ * socket meanwhile is not lost.
+ *
+ * --sqpoll: a kernel thread (pinned to the relay's CPU) takes the SQEs
+ * instead of io_uring_enter; it is a thread of this process, so its CPU
+ * time shows in /proc/PID/stat with ours; it spins for URING_SQ_IDLE_MS
+ * after the last SQE before it sleeps.
+ */
+#define URING_BUFS 4096 /* provided buffers, a power of 2 */
+#define URING_BUF_SZ 2048
+#define URING_BGID 0
+#define URING_SQ 2048
+#define URING_BATCH 512 /* CQEs looked at a time */
+#define URING_SQ_IDLE_MS 10
+
+/* user_data: what completed (2 bits), route, buffer id */
+#define UD_RECV 1ull
+#define UD_SEND 2ull
+#define UD(kind, route, bid) \
+	((kind) << 62 | (uint64_t)(uint32_t)(route) << 16 | (uint16_t)(bid))
+#define UD_KIND(ud) ((ud) >> 62)
+#define UD_ROUTE(ud) ((int)(((ud) >> 16) & 0xffffffffu))
+#define UD_BID(ud) ((unsigned)((ud)&0xffff))
+
+struct uring_relay
+{
+	struct io_uring ring;
+	struct froute *r;
+	bool sqpoll;
+	struct io_uring_buf_ring *br;
+	uint8_t *bufs;
+	int recycled;	   /* buffers added to br since the last advance */
+	unsigned sq_sends; /* sends queued since the last submission */
+	/* the IORING_OP_SENDMSG fallback: a msghdr and iovec a buffer */
+	bool use_sendmsg;
+	struct msghdr *msgs;
+	struct iovec *iovs;
+	unsigned long long relayed, dropped, batches, rearms, enobufs, rx_err;
+	unsigned long long rx_err_run; /* receive errors in a row */
+};
+
+static struct io_uring_sqe *uring_sqe(struct uring_relay *u)
+{
+	struct io_uring_sqe *sqe;
+	int tries;
+
+	/* the SQ holds more than a batch usually makes, so this is rare:
+	 * submit what is queued to make room (with SQPOLL, hand it to the
+	 * thread and wait for it to take some) */
+	for(tries = 0; tries < 1000; tries++) {
+		sqe = io_uring_get_sqe(&u->ring);
+		if(sqe)
+			return sqe;
+		io_uring_submit(&u->ring);
+		if(u->sqpoll)
+			io_uring_sqring_wait(&u->ring);
+		/* their completions wait in the CQ: the next wait may end
+		 * early, which costs a loop, no more */
+		u->sq_sends = 0;
+	}
+	fprintf(stderr, "ice-bench: io_uring: no SQE\n");
+	exit(2);
+}
+
+static void uring_arm(struct uring_relay *u, int route)
+{
+	struct io_uring_sqe *sqe = uring_sqe(u);
+
+	io_uring_prep_recv_multishot(sqe, u->r[route].fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = URING_BGID;
+	sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+	io_uring_sqe_set_data64(sqe, UD(UD_RECV, route, 0));
+}
+
+static void uring_recycle(struct uring_relay *u, unsigned bid)
+{
+	io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * URING_BUF_SZ,
+			URING_BUF_SZ, (unsigned short)bid,
+			io_uring_buf_ring_mask(URING_BUFS), u->recycled++);
+}
+
+static void uring_forward(
+		struct uring_relay *u, int route, unsigned bid, unsigned len)
+{
+	struct io_uring_sqe *sqe = uring_sqe(u);
+	struct froute *rt = &u->r[route];
+	uint8_t *p = u->bufs + (size_t)bid * URING_BUF_SZ;
+
+	if(u->use_sendmsg) {
+		struct msghdr *m = &u->msgs[bid];
+
+		u->iovs[bid].iov_base = p;
+		u->iovs[bid].iov_len = len;
+		memset(m, 0, sizeof(*m));
+		m->msg_name = &rt->dst;
+		m->msg_namelen = sizeof(rt->dst);
+		m->msg_iov = &u->iovs[bid];
+		m->msg_iovlen = 1;
+		io_uring_prep_sendmsg(sqe, rt->out_fd, m, MSG_DONTWAIT);
+	} else {
+		io_uring_prep_send(sqe, rt->out_fd, p, len, MSG_DONTWAIT);
+		io_uring_prep_send_set_addr(
+				sqe, (const struct sockaddr *)&rt->dst, sizeof(rt->dst));
+	}
+	io_uring_sqe_set_data64(sqe, UD(UD_SEND, route, bid));
+	u->sq_sends++;
+}
+
+static void uring_cqe(struct uring_relay *u, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	int route = UD_ROUTE(ud), res = cqe->res;
+	unsigned bid;
+
+	if(UD_KIND(ud) == UD_SEND) {
+		uring_recycle(u, UD_BID(ud));
+		if(res >= 0)
+			u->relayed++;
+		else
+			u->dropped++;
+		return;
+	}
+	if(cqe->flags & IORING_CQE_F_BUFFER) {
+		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if(res >= 0)
+			uring_forward(u, route, bid, (unsigned)res);
+		else
+			uring_recycle(u, bid);
+	}
+	if(res >= 0) {
+		u->rx_err_run = 0;
+	} else if(res == -ENOBUFS) {
+		u->enobufs++;
+	} else if(res != -ECANCELED) {
+		u->rx_err++;
+		/* no multishot receive here (Linux < 6.0) or a socket that
+		 * fails every time: stop rather than spin re-arming it */
+		if(res == -EINVAL || res == -EOPNOTSUPP || ++u->rx_err_run > 100000) {
+			fprintf(stderr, "ice-bench: io_uring: multishot recv: %s\n",
+					strerror(-res));
+			exit(2);
+		}
+	}
+	if(!(cqe->flags & IORING_CQE_F_MORE) && !stop_flag) {
+		u->rearms++;
+		uring_arm(u, route);
+	}
+}
+
+/* Whether IORING_OP_SEND takes a destination address (Linux 6.10+): an
+ * older kernel rejects it (-EINVAL) or ignores it (-EDESTADDRREQ on an
+ * unconnected socket). An empty datagram from a socket of our own to
+ * itself on 127.0.0.1, before anything else is on the ring. */
+static bool uring_can_sendto(struct uring_relay *u)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int fd, ret, res = -1;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if(fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0
+			|| getsockname(fd, (struct sockaddr *)&a, &alen) < 0)
+		die("io_uring probe socket");
+	sqe = uring_sqe(u);
+	io_uring_prep_send(sqe, fd, "", 0, MSG_DONTWAIT);
+	io_uring_prep_send_set_addr(sqe, (const struct sockaddr *)&a, sizeof(a));
+	io_uring_sqe_set_data64(sqe, 0);
+	ret = io_uring_submit_and_wait(&u->ring, 1);
+	if(ret >= 0 && io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+		res = cqe->res;
+		io_uring_cqe_seen(&u->ring, cqe);
+	}
+	close(fd);
+	return res >= 0;
+}
+
+/* the one CPU this thread is pinned to, -1 if not just one */
+static int pinned_cpu(void)
+{
+	cpu_set_t set;
+	int i;
+
+	if(sched_getaffinity(0, sizeof(set), &set) < 0 || CPU_COUNT(&set) != 1)
+		return -1;
+	for(i = 0; i < CPU_SETSIZE; i++)
+		if(CPU_ISSET(i, &set))
+			return i;
+	return -1;
+}
+
+static void uring_init(struct uring_relay *u, int nroutes)
+{
+	struct io_uring_params p;
+	struct io_uring_buf_reg reg;
+	unsigned cq = 4096;
+	size_t brsz;
+	int ret, i, cpu;
+
+	/* room for every completion that can be pending: a receive and a
+	 * send for each buffer, the end of each multishot receive; more go
+	 * to the kernel's overflow list, slower but not lost */
+	while(cq < 2u * URING_BUFS + (unsigned)nroutes && cq < 65536)
+		cq *= 2;
+	memset(&p, 0, sizeof(p));
+	p.cq_entries = cq;
+	p.flags =
+			IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SUBMIT_ALL;
+	if(u->sqpoll) {
+		p.flags |= IORING_SETUP_SQPOLL;
+		p.sq_thread_idle = URING_SQ_IDLE_MS;
+		/* else the kernel lets the thread run on any CPU, the
+		 * generator's too */
+		cpu = pinned_cpu();
+		if(cpu >= 0) {
+			p.flags |= IORING_SETUP_SQ_AFF;
+			p.sq_thread_cpu = (unsigned)cpu;
+		}
+	} else {
+		p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER
+				   | IORING_SETUP_DEFER_TASKRUN;
+	}
+	ret = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
+	if(ret == -EINVAL && !u->sqpoll) {
+		/* DEFER_TASKRUN is Linux 6.1+ */
+		p.flags &= ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER
+					 | IORING_SETUP_DEFER_TASKRUN);
+		ret = io_uring_queue_init_params(URING_SQ, &u->ring, &p);
+	}
+	if(ret < 0) {
+		errno = -ret;
+		die("io_uring_queue_init");
+	}
+	if(!(p.features & IORING_FEAT_EXT_ARG)) {
+		/* without it a wait with a timeout costs an extra SQE and
+		 * completion each time; not worth supporting here */
+		fprintf(stderr, "ice-bench: io_uring: kernel too old (no EXT_ARG)\n");
+		exit(2);
+	}
+
+	/* the buffer ring: page aligned, shared with the kernel */
+	brsz = URING_BUFS * sizeof(struct io_uring_buf);
+	u->br = mmap(NULL, brsz, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	u->bufs = mmap(NULL, (size_t)URING_BUFS * URING_BUF_SZ,
+			PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	u->msgs = calloc(URING_BUFS, sizeof(*u->msgs));
+	u->iovs = calloc(URING_BUFS, sizeof(*u->iovs));
+	if(u->br == MAP_FAILED || u->bufs == MAP_FAILED || u->msgs == NULL
+			|| u->iovs == NULL)
+		die("io_uring buffers");
+	io_uring_buf_ring_init(u->br);
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uint64_t)(uintptr_t)u->br;
+	reg.ring_entries = URING_BUFS;
+	reg.bgid = URING_BGID;
+	ret = io_uring_register_buf_ring(&u->ring, &reg, 0);
+	if(ret < 0) {
+		errno = -ret;
+		die("io_uring_register_buf_ring (Linux 5.19+)");
+	}
+	u->use_sendmsg = !uring_can_sendto(u);
+	u->recycled = 0;
+	for(i = 0; i < URING_BUFS; i++)
+		uring_recycle(u, (unsigned)i);
+	io_uring_buf_ring_advance(u->br, u->recycled);
+	u->recycled = 0;
+}
+
+static int floor_relay_uring(const struct opts *o, struct leg *legs, int nlegs)
+{
+	static struct uring_relay u;
+	struct io_uring_cqe *cqe, *cqes[URING_BATCH];
+	struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 200000000};
+	unsigned n, k;
+	int i, ret;
+
+	u.r = floor_setup(o, legs, nlegs);
+	u.sqpoll = o->sqpoll;
+	/* first, so that the SQPOLL thread can be put on the same CPU */
+	pin_cpu(o->cpu);
+	uring_init(&u, 2 * nlegs);
+	for(i = 0; i < 2 * nlegs; i++)
+		uring_arm(&u, i);
+	ret = io_uring_submit(&u.ring);
+	if(ret < 0) {
+		errno = -ret;
+		die("io_uring_submit");
+	}
+	fprintf(stderr,
+			"ice-bench: floor relay up, %d calls, %d sockets, io_uring "
+			"recv multishot + %s%s\n",
+			nlegs, 2 * nlegs, u.use_sendmsg ? "sendmsg" : "send",
+			u.sqpoll ? ", SQPOLL" : "");
+	fflush(stderr);
+	while(!stop_flag) {
+		/* submit the sends (and re-arms) of the last batch and wait
+		 * for a completion beyond theirs, one system call; the timeout
+		 * is for a signal that comes just before we block (and for a
+		 * send that would not complete at once) */
+		ret = io_uring_submit_and_wait_timeout(
+				&u.ring, &cqe, u.sq_sends + 1, &ts, NULL);
+		u.sq_sends = 0;
+		if(ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN
+				&& ret != -EBUSY) {
+			errno = -ret;
+			die("io_uring_submit_and_wait");
+		}
+		do {
+			n = io_uring_peek_batch_cqe(&u.ring, cqes, URING_BATCH);
+			for(k = 0; k < n; k++)
+				uring_cqe(&u, cqes[k]);
+			/* buffers back before the re-arms are submitted */
+			if(u.recycled) {
+				io_uring_buf_ring_advance(u.br, u.recycled);
+				u.recycled = 0;
+			}
+			io_uring_cq_advance(&u.ring, n);
+			if(n)
+				u.batches++;
+		} while(n == URING_BATCH);
+	}
+	fprintf(stderr,
+			"ice-bench: floor relay: %llu relayed, %llu dropped, %llu "
+			"wakeups\n",
+			u.relayed, u.dropped, u.batches);
+	fprintf(stderr,
+			"ice-bench: io_uring: %llu re-arms, %llu ENOBUFS, %llu "
+			"receive errors\n",
+			u.rearms, u.enobufs, u.rx_err);
+	io_uring_queue_exit(&u.ring);
 	return 0;
 }
 
@@ -1241,7 +1634,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 			"usage: ice-bench [options] [LEGS|-]\n"
-			"       ice-bench --floor-relay [-c CPU] [-l IP] [LEGS|-]\n"
+			"       ice-bench --floor-relay [--uring [--sqpoll]] [-c CPU] "
+			"[-l IP] [LEGS|-]\n"
 			"LEGS: one call a line: A_PORT RELAY_A_IP:PORT B_PORT "
 			"RELAY_B_IP:PORT\n"
 			"  -w, --warmup S        warm-up seconds (5)\n"
@@ -1259,7 +1653,11 @@ static void usage(void)
 			"AF_PACKET ring in (root);\n"
 			"                        sockets: sendto/recvmmsg on the A/B "
 			"sockets (default fast)\n"
-			"      --floor-relay     be the floor relay instead\n");
+			"      --floor-relay     be the floor relay instead\n"
+			"      --uring           floor relay: io_uring instead of "
+			"epoll + recvmmsg/sendmmsg\n"
+			"      --sqpoll          with --uring: an SQPOLL kernel thread "
+			"submits\n");
 	exit(2);
 }
 
@@ -1270,8 +1668,9 @@ int main(int argc, char **argv)
 			{"cpu", 1, NULL, 'c'}, {"local-ip", 1, NULL, 'l'},
 			{"cpu-group", 1, NULL, 'g'}, {"drain", 1, NULL, 'D'},
 			{"json", 0, NULL, 'j'}, {"floor-relay", 0, NULL, 'F'},
-			{"io", 1, NULL, 'I'},
-			{"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
+			{"io", 1, NULL, 'I'}, {"uring", 0, NULL, 'U'},
+			{"sqpoll", 0, NULL, 'S'}, {"help", 0, NULL, 'h'},
+			{NULL, 0, NULL, 0}};
 	struct opts o;
 	struct sigaction sa;
 	struct leg *legs;
@@ -1313,6 +1712,12 @@ int main(int argc, char **argv)
 			case 'F':
 				o.floor = true;
 				break;
+			case 'U':
+				o.uring = true;
+				break;
+			case 'S':
+				o.sqpoll = true;
+				break;
 			case 'I':
 				if(strcmp(optarg, "fast") == 0)
 					o.io = IO_FAST;
@@ -1326,7 +1731,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if(o.pps <= 0 || o.pps > 1000 || o.duration_s <= 0 || o.warmup_s < 0
-			|| o.drain_ms < 0 || argc - optind > 1)
+			|| o.drain_ms < 0 || argc - optind > 1 || (o.uring && !o.floor)
+			|| (o.sqpoll && !o.uring))
 		usage();
 	o.legs_path = optind < argc ? argv[optind] : "-";
 	if(inet_pton(AF_INET, o.local_ip, &o.local_addr) != 1) {
@@ -1343,6 +1749,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ice-bench: no legs in %s\n", o.legs_path);
 		return 2;
 	}
+	if(o.floor && o.uring)
+		return floor_relay_uring(&o, legs, nlegs);
 	if(o.floor)
 		return floor_relay(&o, legs, nlegs);
 	return generator(&o, legs, nlegs);
