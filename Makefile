@@ -11,7 +11,7 @@ LIB_HDRS := $(wildcard lib/*.h)
 LIB_OBJS := $(patsubst lib/%.c,build/lib/%.o,$(LIB_SRCS))
 LIB_CFLAGS := -std=gnu11 -D_GNU_SOURCE -O2 -g -fPIC -fvisibility=hidden \
 	-Wall -Wextra -Werror $(shell pkg-config --cflags libsrtp2 openssl 2>/dev/null)
-TEST_LIBS := -lcmocka -lssl -lcrypto -lsrtp2 -lpthread
+TEST_LIBS := -lcmocka -lssl -lcrypto -lsrtp2 -luring -lpthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
@@ -73,7 +73,7 @@ unit-asan: $(UNIT_ASAN)
 
 build/fuzz/%: test/fuzz/%.c $(LIB_SRCS) $(LIB_HDRS) | build/.deps
 	@mkdir -p build/fuzz
-	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $< $(LIB_SRCS) -lssl -lcrypto -lsrtp2 -lpthread -o $@
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib $< $(LIB_SRCS) -lssl -lcrypto -lsrtp2 -luring -lpthread -o $@
 
 fuzz-build: $(FUZZ_BINS)
 

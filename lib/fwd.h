@@ -14,6 +14,7 @@
 #ifndef KICE_FWD_H
 #define KICE_FWD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -61,6 +62,7 @@ struct kice_fwd_cfg
 	const struct kice_addr *ifaces; /* local address per interface index */
 	struct kice_dtls_cert *cert;	/* our DTLS certificate (NULL: no DTLS) */
 	unsigned nifaces;
+	bool no_io_uring;			/* epoll + recvmmsg/sendmmsg even if io_uring works */
 	volatile int *stop;			/* tests: return when *stop != 0 */
 	void (*tick)(void);			/* host hook, called once per loop (may be NULL) */
 };

@@ -171,6 +171,7 @@ struct kice_fwd_shared
 	uint64_t dtls_handshakes, dtls_failures, srtp_auth_failures;
 	uint32_t sessions;			 /* sessions it owns */
 	int pid;
+	uint8_t io_uring;			 /* its media I/O: 1 io_uring, 0 epoll */
 };
 
 struct kice_ports

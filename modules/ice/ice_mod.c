@@ -30,6 +30,7 @@ int ice_session_timeout = 0;
 static int relatch_window = 3000;
 static int media_tos = 184; /* DSCP EF */
 static int hash_size = 4096;
+static int use_io_uring = 1;
 static char *dtls_cert_path = NULL;
 static char *dtls_key_path = NULL;
 static struct kice_dtls_cert *dtls_cert;
@@ -138,6 +139,7 @@ static param_export_t params[] = {
 	{"relatch_window", PARAM_INT, &relatch_window},
 	{"tos", PARAM_INT, &media_tos},
 	{"hash_size", PARAM_INT, &hash_size},
+	{"io_uring", PARAM_INT, &use_io_uring},
 	{"dtls_cert", PARAM_STRING, &dtls_cert_path},
 	{"dtls_key", PARAM_STRING, &dtls_key_path},
 	{0, 0, 0}
@@ -303,6 +305,7 @@ static void fwd_main(int idx)
 	cfg.session_timeout_s = (uint32_t)ice_session_timeout;
 	cfg.tos = media_tos;
 	cfg.tick = fwd_tick;
+	cfg.no_io_uring = use_io_uring == 0;
 	for(i = 0; i < nifaces; i++)
 		addrs[i] = ifaces[i].local;
 	cfg.ifaces = addrs;

@@ -307,6 +307,16 @@ static void rpc_stats(rpc_t *rpc, void *ctx)
 			(unsigned long)st_dropped(), "ports_in_use", (unsigned long)used,
 			"ports_free", (unsigned long)(total - used), "forwarders",
 			(int)ice_ctx.t->nfwd);
+	{
+		unsigned i, nu = 0;
+		for(i = 0; i < ice_ctx.t->nfwd; i++)
+			nu += ice_ctx.t->fwd[i].io_uring;
+		/* what the forwarders' media I/O runs on (param io_uring) */
+		rpc->struct_add(h, "s", "media_io",
+				nu == ice_ctx.t->nfwd ? "io_uring"
+				: nu == 0			  ? "epoll"
+									  : "mixed");
+	}
 }
 
 static void rpc_ports(rpc_t *rpc, void *ctx)

@@ -109,6 +109,8 @@ static void *fwd_thread(void *arg)
 	return NULL;
 }
 
+static bool use_epoll; /* the second run: the forwarder without io_uring */
+
 static int setup(void **state)
 {
 	static struct env e;
@@ -129,6 +131,7 @@ static int setup(void **state)
 	e.cfg.stop = &e.stop;
 	e.cfg.ifaces = &e.ifc.local;
 	e.cfg.nifaces = 1;
+	e.cfg.no_io_uring = use_epoll;
 	assert_int_equal(kice_srtp_init(), 0);
 	assert_int_equal(kice_dtls_cert_create(&e.cert), 0);
 	assert_true(kice_dtls_cert_fingerprint(e.cert, e.fp, sizeof(e.fp)) > 0);
@@ -136,6 +139,14 @@ static int setup(void **state)
 	e.ctx.fingerprint = e.fp;
 	assert_int_equal(pthread_create(&e.th, NULL, fwd_thread, &e), 0);
 	*state = &e;
+	/* the forwarder says which I/O it runs on: both must be tested */
+	for(int i = 0; i < 200 && e.t->fwd[0].pid == 0; i++)
+		usleep(5000);
+	usleep(20000);
+	print_message("forwarder media I/O: %s\n",
+			e.t->fwd[0].io_uring ? "io_uring" : "epoll");
+	if(use_epoll)
+		assert_int_equal(e.t->fwd[0].io_uring, 0);
 	return 0;
 }
 
@@ -1499,5 +1510,14 @@ int main(void)
 		cmocka_unit_test(test_session_memory),
 		cmocka_unit_test(test_alloc_failures),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	int failed;
+
+	/* every test with the forwarder on io_uring (where the kernel allows
+	 * it), then on epoll */
+	failed = cmocka_run_group_tests_name("forwarder io_uring", tests, setup,
+			teardown);
+	use_epoll = true;
+	failed += cmocka_run_group_tests_name("forwarder epoll", tests, setup,
+			teardown);
+	return failed;
 }
