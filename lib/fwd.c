@@ -1506,8 +1506,15 @@ static void out_queue(struct fwd *f, struct fsess *fs, int fd,
 {
 	unsigned k;
 
-	if(uring_send(f, fd, pkt, len, to, cnt, fs))
+	if(f->u) {
+		/* pkt lives in a ring buffer that goes back to the kernel unless
+		 * a send holds it: no sendmmsg batch for it */
+		if(!uring_send(f, fd, pkt, len, to, cnt, fs)) {
+			cnt->dropped++;
+			f->t->fwd[f->cfg->idx].pkts_dropped++;
+		}
 		return;
+	}
 	if(f->on == BATCH)
 		out_flush(f);
 	k = f->on++;
