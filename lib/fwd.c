@@ -170,7 +170,7 @@ struct uring
 	struct msghdr rx_mh; /* what each multishot recvmsg asks for */
 	unsigned recycled;	 /* buffers given back since the last advance */
 	unsigned nsend;		 /* sends queued since the last submit */
-	uint32_t *rearm;	 /* routes whose multishot receive ended */
+	uint64_t *rearm;	 /* receives that ended (their user_data) */
 	uint32_t nrearm;
 	int cur_bid;		 /* buffer of the packet being relayed, or -1 */
 	bool cur_sent;		 /* ... which out_queue() took */
@@ -857,13 +857,21 @@ static struct route *route_of(struct fwd *f, uint16_t port)
 
 /* ---- io_uring ---- */
 
+/* Submit what is queued now (not in the round's wait): the wait must then
+ * not count on those sends' completions, it may have taken them already */
+static void uring_submit(struct fwd *f)
+{
+	io_uring_submit(&f->u->ring);
+	f->u->nsend = 0;
+}
+
 /* a free submission entry (submitting what is queued if the ring is full) */
 static struct io_uring_sqe *uring_sqe(struct fwd *f)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->u->ring);
 
 	if(sqe == NULL) {
-		io_uring_submit(&f->u->ring);
+		uring_submit(f);
 		sqe = io_uring_get_sqe(&f->u->ring);
 	}
 	return sqe;
@@ -893,17 +901,18 @@ static void uring_arm(struct fwd *f, uint32_t ri)
 	io_uring_sqe_set_data64(sqe, UD(UD_RECV, r->gen, ri));
 }
 
-/* Stop the receive of fd before closing it: the request holds the socket
- * (and its port) until it is cancelled. */
-static void uring_cancel(struct fwd *f, int fd)
+/* Stop the receive of route ri before closing its socket: the request
+ * holds the socket (and its port) until it is cancelled. By user_data,
+ * which the kernel finds in a hash table (by fd it scans every request). */
+static void uring_cancel(struct fwd *f, uint32_t ri)
 {
 	struct io_uring_sqe *sqe = uring_sqe(f);
 
 	if(sqe == NULL)
 		return;
-	io_uring_prep_cancel_fd(sqe, fd, 0);
+	io_uring_prep_cancel64(sqe, UD(UD_RECV, f->routes[ri].gen, ri), 0);
 	io_uring_sqe_set_data64(sqe, UD(UD_OTHER, 0, 0));
-	io_uring_submit(&f->u->ring);
+	uring_submit(f);
 }
 
 /* Free everything of uring_setup() (u may be half made). */
@@ -952,13 +961,13 @@ static bool uring_works(struct fwd *f)
 			uring_recycle(f, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		io_uring_cqe_seen(&u->ring, cqe);
 	}
-	uring_cancel(f, fd);
+	uring_cancel(f, 0);
 	/* the cancel, and the receive ending: both complete now */
 	while(io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) == 0) {
 		if(cqe->flags & IORING_CQE_F_BUFFER)
 			uring_recycle(f, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		if(UD_KIND(cqe->user_data) == UD_OTHER && cqe->res < 0)
-			ok = 0; /* no cancel by fd (Linux < 5.19) */
+			ok = 0; /* the receive was not found: not multishot */
 		io_uring_cqe_seen(&u->ring, cqe);
 		ts.tv_sec = 0;
 		ts.tv_nsec = 50000000;
@@ -1108,7 +1117,7 @@ static void route_close(struct fwd *f, uint16_t port)
 	if(r == NULL || r->fd < 0)
 		return;
 	if(f->u)
-		uring_cancel(f, r->fd);
+		uring_cancel(f, (uint32_t)(r - f->routes));
 	else
 		epoll_ctl(f->ep, EPOLL_CTL_DEL, r->fd, NULL);
 	close(r->fd);
@@ -1947,7 +1956,8 @@ static void uring_on_recv(struct fwd *f, const struct io_uring_cqe *cqe)
 		if(cqe->res < 0 && cqe->res != -ENOBUFS)
 			KICE_DBG("forwarder: receive on port %u: %s",
 					f->t->ports->min + ri, strerror(-cqe->res));
-		u->rearm[u->nrearm++] = ri;
+		if(u->nrearm < f->nroutes)
+			u->rearm[u->nrearm++] = cqe->user_data;
 	}
 }
 
@@ -2019,8 +2029,14 @@ static void uring_round(struct fwd *f, int timeout_ms)
 			io_uring_buf_ring_advance(u->br, (int)u->recycled);
 			u->recycled = 0;
 		}
-		for(i = 0; i < u->nrearm; i++)
-			uring_arm(f, u->rearm[i]);
+		/* a route closed (or closed and opened again) meanwhile has its
+		 * own receive, or none */
+		for(i = 0; i < u->nrearm; i++) {
+			uint32_t ri = UD_IDX(u->rearm[i]);
+			if(f->routes[ri].fd >= 0
+					&& UD_GEN(u->rearm[i]) == (f->routes[ri].gen & 0xffffffu))
+				uring_arm(f, ri);
+		}
 		u->nrearm = 0;
 	} while(n == URING_CQES);
 }
