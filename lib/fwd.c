@@ -107,6 +107,9 @@ struct fsess
 	/* where forwarder-written stream fields (counters, latches, ICE and
 	 * crypto state) go: the shm block, or f->scratch while it has none */
 	struct kice_ep_stream *w[NEPS][KICE_MAX_STREAMS];
+	/* on f->timed while it has agents or crypto (the 10 ms sweep) */
+	struct fsess *tnext, **tprev;
+	unsigned inflight; /* io_uring sends that count into its streams */
 	unsigned nports;
 	uint16_t ports[2 * KICE_MAX_STREAMS]; /* RTP ports of its pairs */
 };
@@ -191,6 +194,7 @@ struct fwd
 	bool kicked;
 	struct kice_ep_stream scratch; /* write-only sink, see fsess.w */
 	struct uring *u;			   /* NULL: epoll */
+	struct fsess *timed;		   /* sessions with agents or crypto */
 	/* outgoing batch: flushed with sendmmsg, one call per run of the same
 	 * socket, at the end of each receive batch */
 	unsigned on;
@@ -435,6 +439,26 @@ static void snap_streams(struct fwd *f, struct fsess *fs, int e,
 	}
 }
 
+/* keep fs on f->timed exactly while it has agents or crypto */
+static void timed_update(struct fwd *f, struct fsess *fs)
+{
+	bool want = fs->nagents || fs->ncrypto;
+
+	if(want && fs->tprev == NULL) {
+		fs->tnext = f->timed;
+		if(f->timed)
+			f->timed->tprev = &fs->tnext;
+		f->timed = fs;
+		fs->tprev = &f->timed;
+	} else if(!want && fs->tprev) {
+		*fs->tprev = fs->tnext;
+		if(fs->tnext)
+			fs->tnext->tprev = fs->tprev;
+		fs->tnext = NULL;
+		fs->tprev = NULL;
+	}
+}
+
 static void fs_snapshot(struct fwd *f, struct fsess *fs)
 {
 	struct kice_session *s = fs->s;
@@ -462,6 +486,7 @@ static void fs_snapshot(struct fwd *f, struct fsess *fs)
 	kice_bucket_unlock(f->t, s->hash);
 	ice_sync(f, fs);
 	crypto_sync(f, fs);
+	timed_update(f, fs);
 }
 
 static const struct kice_endpoint *snap_ep(const struct fsess *fs, int e)
@@ -1088,6 +1113,8 @@ static bool uring_send(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
 	us->cnt = cnt;
 	us->fs = fs;
 	us->busy = true;
+	if(fs)
+		fs->inflight++;
 	/* MSG_DONTWAIT: a full socket buffer drops, as sendmmsg does */
 	io_uring_prep_sendmsg(sqe, fd, &us->mh, MSG_DONTWAIT);
 	io_uring_sqe_set_data64(sqe, UD(UD_SEND, 0, (uint32_t)u->cur_bid));
@@ -1283,7 +1310,10 @@ static void fs_free(struct fwd *f, struct fsess *fs)
 	for(e = 0; e < NEPS; e++)
 		for(st = 0; st < KICE_MAX_STREAMS; st++)
 			crypto_free(f, fs, e, st);
-	uring_forget(f, fs);
+	fs->nagents = fs->ncrypto = 0;
+	timed_update(f, fs);
+	if(fs->inflight)
+		uring_forget(f, fs);
 	for(i = 0; i < fs->nports; i++) {
 		route_close(f, fs->ports[i]);
 		route_close(f, (uint16_t)(fs->ports[i] + 1));
@@ -1429,26 +1459,21 @@ static void ice_tick_all(struct fwd *f)
 	uint64_t now_us = f->now * 1000u;
 	struct fsess *fs;
 	struct fagent *a;
-	uint32_t i;
 	int e, st;
 
-	for(i = 0; i < 1024; i++)
-		for(fs = f->hash[i]; fs; fs = fs->next) {
-			if(fs->nagents == 0 && fs->ncrypto == 0)
-				continue;
-			for(e = 0; e < NEPS; e++)
-				for(st = 0; st < KICE_MAX_STREAMS; st++) {
-					a = fs->ag[e][st];
-					/* only agents with a timer due do any work */
-					if(a && a->due_us <= now_us) {
-						kice_ice_tick(&a->ice, now_us);
-						agent_due(a);
-						ice_mirror(f, a);
-					}
-					if(fs->cr[e][st])
-						crypto_tick(f, fs->cr[e][st]);
+	for(fs = f->timed; fs; fs = fs->tnext)
+		for(e = 0; e < NEPS; e++)
+			for(st = 0; st < KICE_MAX_STREAMS; st++) {
+				a = fs->ag[e][st];
+				/* only agents with a timer due do any work */
+				if(a && a->due_us <= now_us) {
+					kice_ice_tick(&a->ice, now_us);
+					agent_due(a);
+					ice_mirror(f, a);
 				}
-		}
+				if(fs->cr[e][st])
+					crypto_tick(f, fs->cr[e][st]);
+			}
 }
 
 /* STUN on a relay port: the agent toward the endpoint that sent it */
@@ -1970,6 +1995,8 @@ static void uring_on_send(struct fwd *f, const struct io_uring_cqe *cqe)
 	if(bid >= URING_BUFS)
 		return;
 	us = &f->u->us[bid];
+	if(us->fs)
+		us->fs->inflight--;
 	if(cqe->res >= 0) {
 		if(us->cnt) {
 			us->cnt->pkts_out++;

@@ -100,21 +100,35 @@ out:
 }
 
 /* A session's memory: its callee endpoints, stream and key blocks */
+static bool inline_block(const struct kice_session *s, const void *p)
+{
+	return (const char *)p >= (const char *)s
+		   && (const char *)p < (const char *)(s + 1);
+}
+
+/* free a block of s unless it is one of the session block's own */
+static void block_free(
+		const struct kice_mem *m, const struct kice_session *s, void *p)
+{
+	if(p && !inline_block(s, p))
+		m->free(m->ctx, p);
+}
+
 static void session_free_mem(const struct kice_mem *m, struct kice_session *s)
 {
 	unsigned i, k;
 
 	for(k = 0; k < KICE_MAX_STREAMS; k++) {
-		m->free(m->ctx, s->caller.st[k]);
-		m->free(m->ctx, s->side[0].sdes[k]);
-		m->free(m->ctx, s->side[1].sdes[k]);
+		block_free(m, s, s->caller.st[k]);
+		block_free(m, s, s->side[0].sdes[k]);
+		block_free(m, s, s->side[1].sdes[k]);
 	}
 	for(i = 0; i < KICE_MAX_CALLEES; i++) {
 		if(s->callee[i] == NULL)
 			continue;
 		for(k = 0; k < KICE_MAX_STREAMS; k++)
-			m->free(m->ctx, s->callee[i]->st[k]);
-		m->free(m->ctx, s->callee[i]);
+			block_free(m, s, s->callee[i]->st[k]);
+		block_free(m, s, s->callee[i]);
 	}
 	m->free(m->ctx, s);
 }
@@ -202,6 +216,7 @@ struct kice_session *kice_session_create(struct kice_table *t, uint32_t hash,
 	memcpy(s->callid, callid.p, callid.len);
 	s->callid_len = (uint16_t)callid.len;
 	set_tag(&s->caller, caller_tag);
+	s->caller.st[0] = &s->caller_st0;
 	s->created_ms = kice_wall_ms();
 	s->created_mono_ms = now_ms;
 	s->last_signal_ms = now_ms;
@@ -280,7 +295,12 @@ struct kice_endpoint *kice_session_callee(struct kice_table *t,
 	for(i = 0; i < KICE_MAX_CALLEES; i++) {
 		ep = s->callee[i];
 		if(ep == NULL) {
-			ep = block_new(t, sizeof(*ep));
+			if(s->callee0.used || s->callee0.st[0]) {
+				ep = block_new(t, sizeof(*ep));
+			} else {
+				ep = &s->callee0; /* the first callee: in the block */
+				ep->st[0] = &s->callee0_st0;
+			}
 			if(ep == NULL)
 				return NULL;
 			set_tag(ep, tag);

@@ -153,6 +153,13 @@ struct kice_session
 	/* one per to-tag with SDP, allocated (shm) on first use and kept until
 	 * the session is freed (NULL: never used) */
 	struct kice_endpoint *callee[KICE_MAX_CALLEES];
+	/* what every call needs, in the same block: the caller's first stream,
+	 * the first callee and its first stream (one allocation, one free for
+	 * an audio-only call); callee[0], caller.st[0] and callee[0]->st[0]
+	 * point here once used */
+	struct kice_ep_stream caller_st0;
+	struct kice_endpoint callee0;
+	struct kice_ep_stream callee0_st0;
 };
 
 struct kice_bucket

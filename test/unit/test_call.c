@@ -1422,7 +1422,8 @@ static void test_session_memory(void **state)
 	print_message("audio-only session (caller + callee, 1 m-line): %zu bytes "
 				  "in %zu blocks\n",
 			audio, cm.blocks - blocks0);
-	assert_true(audio <= 4096 - 4 * 64); /* room for the allocator's headers */
+	assert_true(audio <= 4096 - 64); /* room for the allocator's header */
+	assert_int_equal(cm.blocks - blocks0, 1); /* one allocation, one free */
 	kice_call_delete(&e->ctx, KICE_SLICE_LIT("mem-1"));
 	wait_bytes(base);
 	wait_ports_free(e, 0);
@@ -1445,16 +1446,19 @@ static void test_session_memory(void **state)
 	wait_ports_free(e, 0);
 }
 
-/* every allocation of an offer and its answer failing in turn: a clean
- * error, then nothing left behind once the call is deleted */
+/* every allocation of an offer (audio and video) and two forked answers
+ * failing in turn: a clean error, then nothing left behind once the call
+ * is deleted */
 static void test_alloc_failures(void **state)
 {
 	struct env *e = *state;
 	char out[2048];
 	const char *why;
+	static const char *video = "m=video 5004 RTP/AVP 96\r\n"
+							   "a=rtpmap:96 VP8/90000\r\n";
 	size_t base;
 	long k;
-	int n1, n2, failed = 0;
+	int n1, n2, n3, failed = 0;
 
 	wait_bytes(cm_bytes());
 	base = cm_bytes();
@@ -1464,13 +1468,17 @@ static void test_alloc_failures(void **state)
 		cm.fail_at = k;
 		pthread_mutex_unlock(&cm.lk);
 		why = NULL;
-		n1 = do_sdp(e, "oom", true, false, "f", NULL, "127.0.0.1", 5000, "",
+		n1 = do_sdp(e, "oom", true, false, "f", NULL, "127.0.0.1", 5000, video,
 				out, sizeof(out), &why);
 		if(n1 < 0)
 			assert_non_null(why);
-		n2 = do_sdp(e, "oom", false, true, "f", "t", "127.0.0.1", 5002, "",
-				out, sizeof(out), &why);
+		n2 = do_sdp(e, "oom", false, false, "f", "t1", "127.0.0.1", 5002,
+				video, out, sizeof(out), &why);
 		if(n2 < 0)
+			assert_non_null(why);
+		n3 = do_sdp(e, "oom", false, true, "f", "t2", "127.0.0.1", 5006,
+				video, out, sizeof(out), &why);
+		if(n3 < 0)
 			assert_non_null(why);
 		pthread_mutex_lock(&cm.lk);
 		cm.fail_at = 0;
@@ -1478,13 +1486,15 @@ static void test_alloc_failures(void **state)
 		kice_call_delete(&e->ctx, KICE_SLICE_LIT("oom"));
 		wait_bytes(base);
 		wait_ports_free(e, 0);
-		if(n1 > 0 && n2 > 0 && cm.calls < k)
+		if(n1 > 0 && n2 > 0 && n3 > 0 && cm.calls < k)
 			break; /* the failure point is past the last allocation */
 		failed++;
 	}
 	print_message("%d allocation failures handled\n", failed);
 	assert_true(k < 50);
-	assert_true(failed >= 3); /* session, callee, stream blocks */
+	/* session; caller's and first callee's video streams; second callee
+	 * and its two streams */
+	assert_true(failed >= 6);
 	assert_int_equal(e->t->sessions_active, 0);
 }
 
