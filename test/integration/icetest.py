@@ -403,6 +403,7 @@ modparam("ice", "port_max", %(port_max)d)
 modparam("ice", "interface", "%(ice_interface)s")
 modparam("ice", "forwarders", 1)
 modparam("ice", "media_timeout", 30)
+modparam("ice", "io_uring", %(io_uring)d)
 #!endif
 
 request_route {
@@ -544,6 +545,9 @@ class Kamailio:
             "port_min": RELAY_PORT_MIN, "port_max": RELAY_PORT_MAX,
             "ice_interface": "pub/%s" % relay_ip, "ice_flags": ice_flags,
             "uas_hostport": uas_hostport,
+            # the forwarder's media I/O: 1 io_uring (epoll where refused),
+            # 0 epoll (test call_basic_epoll)
+            "io_uring": int(os.environ.get("ICE_TEST_IO_URING", "1")),
         }
         with open(self.cfg, "w") as f:
             f.write(cfg)

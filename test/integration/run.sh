@@ -17,7 +17,7 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ALL_TESTS=(call_basic malformed_sdp reinvite_keeps_ports nat_latching
+ALL_TESTS=(call_basic call_basic_epoll malformed_sdp reinvite_keeps_ports nat_latching
 	forked_early_media ice_matrix ice_security ice_baresip
 	webrtc_bridge webrtc_security webrtc_sdes baresip_bridge
 	hijack bad_input faults soak)

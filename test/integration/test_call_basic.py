@@ -82,6 +82,12 @@ def run(t):
                 st.get("packets_relayed", 0) >= 2 * MIN_PKTS,
                 "ice.stats: sessions_total >= 1, packets_relayed >= %d" %
                 (2 * MIN_PKTS), detail=json.dumps(st))
+        # which media I/O the forwarder ran: epoll when the config says
+        # io_uring 0 (call_basic_epoll), else io_uring unless refused
+        want = ("epoll",) if os.environ.get("ICE_TEST_IO_URING") == "0" \
+            else ("io_uring", "epoll")
+        t.check(st.get("media_io") in want, "ice.stats media_io: %s" %
+                st.get("media_io"), detail=json.dumps(st))
     it.check_kamailio_healthy(t, kam)
 
 
