@@ -880,6 +880,27 @@ static struct route *route_of(struct fwd *f, uint16_t port)
 	return k < f->nroutes ? &f->routes[k] : NULL;
 }
 
+/* The outcome of one relayed send (sendmmsg or io_uring), counted on the
+ * recipient's stream (cnt; NULL once its session is gone) and the
+ * forwarder's totals. */
+static void sent(struct fwd *f, struct kice_counters *cnt, size_t len, bool ok)
+{
+	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
+
+	if(ok) {
+		if(cnt) {
+			cnt->pkts_out++;
+			cnt->bytes_out += len;
+		}
+		sh->pkts_relayed++;
+		sh->bytes_relayed += len;
+	} else {
+		if(cnt)
+			cnt->dropped++;
+		sh->pkts_dropped++;
+	}
+}
+
 /* ---- io_uring ---- */
 
 /* Submit what is queued now (not in the round's wait): the wait must then
@@ -1506,7 +1527,6 @@ static void on_stun(struct fwd *f, struct route *r, const struct kice_addr *src,
 
 static void out_flush(struct fwd *f)
 {
-	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
 	unsigned i = 0, j, k;
 	int n;
 
@@ -1516,18 +1536,8 @@ static void out_flush(struct fwd *f)
 		n = sendmmsg(f->ofd[i], &f->omsgs[i], j - i, MSG_DONTWAIT);
 		if(n < 0)
 			n = 0;
-		for(k = i; k < j; k++) {
-			size_t len = f->oiov[k].iov_len;
-			if(k < i + (unsigned)n) {
-				f->ocnt[k]->pkts_out++;
-				f->ocnt[k]->bytes_out += len;
-				sh->pkts_relayed++;
-				sh->bytes_relayed += len;
-			} else {
-				f->ocnt[k]->dropped++;
-				sh->pkts_dropped++;
-			}
-		}
+		for(k = i; k < j; k++)
+			sent(f, f->ocnt[k], f->oiov[k].iov_len, k < i + (unsigned)n);
 		i = j;
 	}
 	f->on = 0;
@@ -1543,10 +1553,8 @@ static void out_queue(struct fwd *f, struct fsess *fs, int fd,
 	if(f->u) {
 		/* pkt lives in a ring buffer that goes back to the kernel unless
 		 * a send holds it: no sendmmsg batch for it */
-		if(!uring_send(f, fd, pkt, len, to, cnt, fs)) {
-			cnt->dropped++;
-			f->t->fwd[f->cfg->idx].pkts_dropped++;
-		}
+		if(!uring_send(f, fd, pkt, len, to, cnt, fs))
+			sent(f, cnt, len, false);
 		return;
 	}
 	if(f->on == BATCH)
@@ -1988,7 +1996,6 @@ static void uring_on_recv(struct fwd *f, const struct io_uring_cqe *cqe)
 
 static void uring_on_send(struct fwd *f, const struct io_uring_cqe *cqe)
 {
-	struct kice_fwd_shared *sh = &f->t->fwd[f->cfg->idx];
 	uint32_t bid = UD_IDX(cqe->user_data);
 	struct usend *us;
 
@@ -1997,18 +2004,7 @@ static void uring_on_send(struct fwd *f, const struct io_uring_cqe *cqe)
 	us = &f->u->us[bid];
 	if(us->fs)
 		us->fs->inflight--;
-	if(cqe->res >= 0) {
-		if(us->cnt) {
-			us->cnt->pkts_out++;
-			us->cnt->bytes_out += us->iov.iov_len;
-		}
-		sh->pkts_relayed++;
-		sh->bytes_relayed += us->iov.iov_len;
-	} else {
-		if(us->cnt)
-			us->cnt->dropped++;
-		sh->pkts_dropped++;
-	}
+	sent(f, us->cnt, us->iov.iov_len, cqe->res >= 0);
 	uring_recycle(f, bid);
 }
 
