@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 
 #include "call.h"
 #include "dtls.h"
 #include "fwd.h"
 #include "srtp.h"
 #include "log.h"
+#include "rand.h"
 #include "sdp.h"
 #include "sdp_ice.h"
 
@@ -125,7 +125,7 @@ static int random_ice_chars(char *out, size_t n)
 	unsigned char r[64];
 	size_t i;
 
-	if(n > sizeof(r) || RAND_bytes(r, (int)n) != 1)
+	if(n > sizeof(r) || kice_random(r, n) < 0)
 		return -EAGAIN;
 	for(i = 0; i < n; i++)
 		out[i] = a[r[i] & 63];
@@ -603,8 +603,8 @@ int kice_call_sdp(struct kice_ctx *c, const struct kice_msg *m,
 			rw.media[i].skip = true;
 			continue;
 		}
-		rc = kice_fwd_add_ports(c->t, &pend, s, rside, (int)i, &ifc->local,
-				c->tos);
+		rc = kice_fwd_add_ports(c->t, &pend, s, rside, (int)i,
+				s->side[rside].iface, &ifc->local, c->tos);
 		if(rc < 0) {
 			*why = rc == -ENOSPC ? "port pool exhausted"
 								 : "cannot bind or hand over media ports";

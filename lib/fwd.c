@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -14,13 +15,14 @@
 #include <unistd.h>
 
 #include <liburing.h>
-#include <openssl/rand.h>
+#include <openssl/crypto.h>
 
 #include "dtls.h"
 #include "fwd.h"
 #include "ice.h"
 #include "srtp.h"
 #include "log.h"
+#include "rand.h"
 #include "rtp.h"
 #include "sdp_ice.h"
 
@@ -118,9 +120,10 @@ struct fsess
 struct route
 {
 	int fd;
-	struct fsess *fs;
+	struct fsess *fs; /* NULL: free (its socket may be held open) */
 	uint8_t side, stream, comp;
-	uint32_t gen; /* io_uring: completions of an older socket are stale */
+	uint8_t iface; /* the socket is bound on this interface */
+	uint32_t gen;  /* io_uring: completions of an older socket are stale */
 };
 
 /*
@@ -315,18 +318,20 @@ static int bind_one(const struct kice_addr *ip, uint16_t port, int tos)
 void kice_fwd_pending_init(struct kice_fwd_pending *p, struct kice_session *s)
 {
 	memset(&p->m, 0, sizeof(p->m));
+	p->nfds = 0;
 	p->m.type = KICE_FWD_UPDATE;
 	p->m.id = s->id;
 	p->m.s = s;
 }
 
 int kice_fwd_add_ports(struct kice_table *t, struct kice_fwd_pending *p,
-		struct kice_session *s, int side, int stream,
+		struct kice_session *s, int side, int stream, unsigned iface,
 		const struct kice_addr *ip, int tos)
 {
 	uint16_t port;
-	int fds[2], tries, rc;
+	int fds[2] = {-1, -1}, tries, rc;
 	unsigned k = p->m.npairs;
+	bool held = false;
 
 	if(side < 0 || side > 1 || stream < 0 || stream >= KICE_MAX_STREAMS)
 		return -EINVAL;
@@ -336,9 +341,11 @@ int kice_fwd_add_ports(struct kice_table *t, struct kice_fwd_pending *p,
 		return -EINVAL;
 	/* a pair some other program holds is skipped; give up after a few */
 	for(tries = 0; tries < 16; tries++) {
-		rc = kice_ports_alloc_pair(t->ports, &port);
+		rc = kice_ports_alloc_pair(t->ports, s->fwd, iface, &port, &held);
 		if(rc < 0)
 			return rc;
+		if(held)
+			break;
 		fds[0] = bind_one(ip, port, tos);
 		fds[1] = fds[0] >= 0 ? bind_one(ip, (uint16_t)(port + 1), tos) : -1;
 		if(fds[0] >= 0 && fds[1] >= 0)
@@ -350,13 +357,17 @@ int kice_fwd_add_ports(struct kice_table *t, struct kice_fwd_pending *p,
 		kice_ports_release_pair(t->ports, port);
 		fds[0] = -1;
 	}
-	if(fds[0] < 0)
+	if(!held && fds[0] < 0)
 		return -EIO;
 	p->m.pair[k].port = port;
 	p->m.pair[k].side = (uint8_t)side;
 	p->m.pair[k].stream = (uint8_t)stream;
-	p->fds[2 * k] = fds[0];
-	p->fds[2 * k + 1] = fds[1];
+	p->m.pair[k].held = held;
+	p->m.pair[k].iface = (uint8_t)iface;
+	if(!held) {
+		p->fds[p->nfds++] = fds[0];
+		p->fds[p->nfds++] = fds[1];
+	}
 	p->m.npairs = (uint8_t)(k + 1);
 	s->side[side].port[stream] = port;
 	return 0;
@@ -369,10 +380,11 @@ int kice_fwd_update(
 	unsigned k, n = p->m.npairs;
 	int rc;
 
-	rc = send_msg(ctl_fds[s->fwd], &p->m, p->fds, (int)(2 * n));
-	for(k = 0; k < 2 * n; k++)
+	rc = send_msg(ctl_fds[s->fwd], &p->m, p->fds, (int)p->nfds);
+	for(k = 0; k < p->nfds; k++)
 		close(p->fds[k]);
 	p->m.npairs = 0;
+	p->nfds = 0;
 	if(rc == 0)
 		return 0;
 	if(n == 0)
@@ -577,7 +589,10 @@ static struct fagent *agent_new(struct fwd *f, struct fsess *fs, int e, int st)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.lite = sd->ice_lite;
 	cfg.role = sd->ice_controlling ? KICE_ICE_CONTROLLING : KICE_ICE_CONTROLLED;
-	RAND_bytes((unsigned char *)&cfg.tie_breaker, sizeof(cfg.tie_breaker));
+	if(kice_random(&cfg.tie_breaker, sizeof(cfg.tie_breaker)) < 0) {
+		free(a);
+		return NULL;
+	}
 	snprintf(cfg.lufrag, sizeof(cfg.lufrag), "%s", sd->ufrag);
 	snprintf(cfg.lpwd, sizeof(cfg.lpwd), "%s", sd->pwd);
 	snprintf(cfg.rufrag, sizeof(cfg.rufrag), "%s", ep->ufrag);
@@ -1174,13 +1189,39 @@ static void route_close(struct fwd *f, uint16_t port)
 	r->gen++;
 }
 
-/* take pair k of an UPDATE: its two sockets become routes of fs */
+/* open and arm the route of a port whose socket the worker could not
+ * hand over: a held pair this forwarder no longer has (it restarted in a
+ * test); the SDP already names the port */
+static int rebind(struct fwd *f, uint16_t port, unsigned iface)
+{
+	if(f->cfg->ifaces == NULL || iface >= f->cfg->nifaces)
+		return -EINVAL;
+	return bind_one(&f->cfg->ifaces[iface], port, f->cfg->tos);
+}
+
+static void route_arm(struct fwd *f, struct route *r, uint16_t port)
+{
+	struct epoll_event ev;
+
+	if(f->u) {
+		uring_arm(f, (uint32_t)(port - f->t->ports->min));
+		return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u32 = (uint32_t)(port - f->t->ports->min);
+	if(epoll_ctl(f->ep, EPOLL_CTL_ADD, r->fd, &ev) < 0)
+		KICE_ERR("forwarder: epoll add port %u: %s", port, strerror(errno));
+}
+
+/* take pair k of an UPDATE: its two sockets (fds, or the ones this
+ * forwarder holds open for a held pair) become routes of fs */
 static void on_pair(struct fwd *f, struct fsess *fs, const struct kice_fwd_msg *m,
-		unsigned k, const int fds[2])
+		unsigned k, const int *fds)
 {
 	uint16_t port = m->pair[k].port;
+	bool held = m->pair[k].held;
 	struct route *r;
-	struct epoll_event ev;
 	int c;
 
 	if(fs == NULL || fs->nports >= 2 * KICE_MAX_STREAMS || (port & 1)
@@ -1188,30 +1229,42 @@ static void on_pair(struct fwd *f, struct fsess *fs, const struct kice_fwd_msg *
 			|| route_of(f, port) == NULL
 			|| route_of(f, (uint16_t)(port + 1)) == NULL) {
 		KICE_ERR("forwarder: cannot take ports %u for session %u", port, m->id);
-		close(fds[0]);
-		close(fds[1]);
+		if(!held) {
+			close(fds[0]);
+			close(fds[1]);
+		} else {
+			/* still ours and free: back to the list */
+			kice_ports_release_pair(f->t->ports, port);
+		}
 		return;
 	}
 	fs->ports[fs->nports++] = port;
 	for(c = 0; c < 2; c++) {
-		r = route_of(f, (uint16_t)(port + c));
-		if(r->fd >= 0)
-			route_close(f, (uint16_t)(port + c));
-		r->fd = fds[c];
+		uint16_t pc = (uint16_t)(port + c);
+		bool open_ = false;
+
+		r = route_of(f, pc);
+		if(held && r->fd >= 0 && r->fs == NULL && r->iface == m->pair[k].iface) {
+			open_ = true; /* its receive is still armed */
+		} else if(r->fd >= 0) {
+			route_close(f, pc);
+		}
+		if(!open_) {
+			r->fd = held ? rebind(f, pc, m->pair[k].iface) : fds[c];
+			if(r->fd < 0) {
+				KICE_ERR("forwarder: session %u: port %u has no socket: %s",
+						m->id, pc, strerror(-r->fd));
+				r->fd = -1;
+				continue;
+			}
+		}
 		r->fs = fs;
 		r->side = m->pair[k].side;
 		r->stream = m->pair[k].stream;
 		r->comp = (uint8_t)c;
-		if(f->u) {
-			uring_arm(f, (uint32_t)(port + c - f->t->ports->min));
-			continue;
-		}
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.u32 = (uint32_t)(port + c - f->t->ports->min);
-		if(epoll_ctl(f->ep, EPOLL_CTL_ADD, fds[c], &ev) < 0)
-			KICE_ERR("forwarder: epoll add port %u: %s", port + c,
-					strerror(errno));
+		r->iface = m->pair[k].iface;
+		if(!open_)
+			route_arm(f, r, pc);
 	}
 }
 
@@ -1223,9 +1276,15 @@ static void on_ctl(struct fwd *f, const struct kice_fwd_msg *m, size_t len,
 	unsigned k;
 	int i;
 
+	int want = 0;
+
+	if(len == sizeof(*m) && m->type == KICE_FWD_UPDATE
+			&& m->npairs <= KICE_FWD_MAX_PAIRS)
+		for(k = 0; k < m->npairs; k++)
+			want += m->pair[k].held ? 0 : 2;
 	if(len != sizeof(*m) || nfds < 0
 			|| (m->type == KICE_FWD_UPDATE
-					&& (m->npairs > KICE_FWD_MAX_PAIRS || nfds != 2 * m->npairs))
+					&& (m->npairs > KICE_FWD_MAX_PAIRS || nfds != want))
 			|| (m->type != KICE_FWD_UPDATE && nfds != 0)) {
 		KICE_ERR("forwarder: malformed control message (%zu bytes, %d fds)",
 				len, nfds);
@@ -1237,8 +1296,10 @@ static void on_ctl(struct fwd *f, const struct kice_fwd_msg *m, size_t len,
 		case KICE_FWD_UPDATE:
 			/* the first ports of a session make it known here */
 			fs = m->npairs ? fs_get(f, m) : fs_find(f, m->id);
-			for(k = 0; k < m->npairs; k++)
-				on_pair(f, fs, m, k, fds + 2 * k);
+			for(k = 0, i = 0; k < m->npairs; k++) {
+				on_pair(f, fs, m, k, fds + i);
+				i += m->pair[k].held ? 0 : 2;
+			}
 			if(fs)
 				fs_snapshot(f, fs);
 			break;
@@ -1317,6 +1378,25 @@ static void drain_ctl(struct fwd *f)
 	} while(n == CTL_BATCH);
 }
 
+/* the session of pair `port` ended: keep its sockets open for the next
+ * session (their receives stay armed and drop what comes meanwhile), or
+ * close them; then the pair goes back to the pool */
+static void route_free(struct fwd *f, uint16_t port)
+{
+	struct route *r0 = route_of(f, port), *r1 = route_of(f, (uint16_t)(port + 1));
+
+	if(r0 && r1 && r0->fd >= 0 && r1->fd >= 0 && !f->cfg->no_socket_reuse
+			&& r0->iface == r1->iface
+			&& kice_ports_release_kept(
+					f->t->ports, port, f->cfg->idx, r0->iface)) {
+		r0->fs = r1->fs = NULL;
+		return;
+	}
+	route_close(f, port);
+	route_close(f, (uint16_t)(port + 1));
+	kice_ports_release_closed(f->t->ports, port);
+}
+
 static void fs_free(struct fwd *f, struct fsess *fs)
 {
 	struct fsess **pp;
@@ -1335,11 +1415,8 @@ static void fs_free(struct fwd *f, struct fsess *fs)
 	timed_update(f, fs);
 	if(fs->inflight)
 		uring_forget(f, fs);
-	for(i = 0; i < fs->nports; i++) {
-		route_close(f, fs->ports[i]);
-		route_close(f, (uint16_t)(fs->ports[i] + 1));
-		kice_ports_release_pair(f->t->ports, fs->ports[i]);
-	}
+	for(i = 0; i < fs->nports; i++)
+		route_free(f, fs->ports[i]);
 	for(pp = &f->hash[fs->id % 1024]; *pp; pp = &(*pp)->next)
 		if(*pp == fs) {
 			*pp = fs->next;
@@ -2141,6 +2218,10 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 	for(i = 0; i < 1024; i++)
 		while(f->hash[i])
 			fs_free(f, f->hash[i]);
+	for(i = 0; i < f->nroutes; i++)
+		if(f->routes[i].fd >= 0)
+			route_close(f, (uint16_t)(f->t->ports->min + i));
+	kice_ports_drop_held(f->t->ports, cfg->idx);
 	uring_free(f->u);
 	close(f->ep);
 	free(f->routes);

@@ -7,7 +7,10 @@
  * the SDP is really ours) and hand them to the owning forwarder over a
  * unix datagram socketpair with SCM_RIGHTS: the ports an SDP needed
  * (kice_fwd_add_ports) go with the one UPDATE sent after every SDP
- * (kice_fwd_update). Deleted sessions reach the
+ * (kice_fwd_update). When a session ends, its forwarder keeps the
+ * sockets open (up to its share of the pool; session.h, struct
+ * kice_pair) and the next session of that forwarder takes such a "held"
+ * pair without any socket, bind, descriptor passing or close. Deleted sessions reach the
  * forwarder through its dead list (session.h); it closes their sockets,
  * returns their ports and frees them.
  */
@@ -40,6 +43,8 @@ struct kice_fwd_msg
 	{
 		uint16_t port; /* RTP port (RTCP = +1) */
 		uint8_t side, stream;
+		uint8_t held;  /* the forwarder has its sockets: no fds with it */
+		uint8_t iface; /* interface index the sockets are bound on */
 	} pair[KICE_FWD_MAX_PAIRS];
 };
 
@@ -49,6 +54,7 @@ struct kice_fwd_pending
 {
 	struct kice_fwd_msg m;
 	int fds[2 * KICE_FWD_MAX_PAIRS];
+	unsigned nfds; /* for the pairs not held */
 };
 
 struct kice_fwd_cfg
@@ -63,6 +69,7 @@ struct kice_fwd_cfg
 	struct kice_dtls_cert *cert;	/* our DTLS certificate (NULL: no DTLS) */
 	unsigned nifaces;
 	bool no_io_uring;			/* epoll + recvmmsg/sendmmsg even if io_uring works */
+	bool no_socket_reuse;		/* close a session's sockets when it ends */
 	volatile int *stop;			/* tests: return when *stop != 0 */
 	void (*tick)(void);			/* host hook, called once per loop (may be NULL) */
 };
@@ -74,12 +81,13 @@ int kice_fwd_channel(int sv[2]);
 /* Start collecting the ports of one SDP of s */
 void kice_fwd_pending_init(struct kice_fwd_pending *p, struct kice_session *s);
 
-/* Allocate a port pair for (s, side, stream) unless it has one, bind both
- * sockets on ip (port 0 of ip is ignored), record the port in
- * s->side[side] and add the pair to p. Caller holds s's bucket lock.
+/* Allocate a port pair for (s, side, stream) unless it has one: one
+ * s's forwarder holds open on interface iface, else a free one whose two
+ * sockets are bound here on ip (port 0 of ip is ignored). Record the port
+ * in s->side[side] and add the pair to p. Caller holds s's bucket lock.
  * Returns 0, -ENOSPC (pool exhausted), -EIO (no bindable pair). */
 int kice_fwd_add_ports(struct kice_table *t, struct kice_fwd_pending *p,
-		struct kice_session *s, int side, int stream,
+		struct kice_session *s, int side, int stream, unsigned iface,
 		const struct kice_addr *ip, int tos);
 
 /* Send s's forwarder the UPDATE with p's pairs (caller holds the bucket

@@ -76,7 +76,9 @@ int kice_table_create(struct kice_table **out, const struct kice_mem *m,
 	t->next_id = 1;
 	t->buckets = m->alloc(m->ctx, sizeof(*t->buckets) * nbuckets);
 	t->fwd = m->alloc(m->ctx, sizeof(*t->fwd) * nfwd);
-	t->ports = m->alloc(m->ctx, sizeof(*t->ports) + npairs);
+	t->ports = m->alloc(m->ctx, sizeof(*t->ports)
+					+ npairs * sizeof(struct kice_pair)
+					+ (nfwd * KICE_PORTS_IFACES + nfwd) * sizeof(uint32_t));
 	if(t->buckets == NULL || t->fwd == NULL || t->ports == NULL)
 		goto out;
 	for(i = 0; i < nbuckets; i++)
@@ -89,6 +91,11 @@ int kice_table_create(struct kice_table **out, const struct kice_mem *m,
 		goto out;
 	t->ports->min = port_min;
 	t->ports->max = (uint16_t)(port_min + npairs * 2 - 1);
+	t->ports->nfwd = nfwd;
+	t->ports->head = (uint32_t *)&t->ports->pair[npairs];
+	t->ports->nheld = t->ports->head + nfwd * KICE_PORTS_IFACES;
+	for(i = 0; i < nfwd * KICE_PORTS_IFACES; i++)
+		t->ports->head[i] = KICE_PORTS_NONE;
 	*out = t;
 	return 0;
 out:
@@ -380,26 +387,91 @@ struct kice_sdes *kice_side_sdes(
 	return k;
 }
 
-int kice_ports_alloc_pair(struct kice_ports *p, uint16_t *rtp_port)
+static uint32_t npairs_of(const struct kice_ports *p)
 {
-	uint32_t npairs = (uint32_t)(p->max - p->min + 1) / 2;
-	uint32_t i, k;
+	return (uint32_t)(p->max - p->min + 1) / 2;
+}
+
+/* caller holds p->lock */
+static uint32_t *held_list(struct kice_ports *p, unsigned fwd, unsigned iface)
+{
+	return &p->head[fwd * KICE_PORTS_IFACES + iface];
+}
+
+/* Pairs one forwarder may hold open (in use or not): half its share of
+ * the pool, so that pairs held idle leave at least half of the pool to
+ * sessions of other forwarders and other interfaces. */
+static uint32_t hold_max(const struct kice_ports *p)
+{
+	return npairs_of(p) / (2 * p->nfwd);
+}
+
+int kice_ports_alloc_pair(struct kice_ports *p, unsigned fwd, unsigned iface,
+		uint16_t *rtp_port, bool *held)
+{
+	uint32_t npairs = npairs_of(p);
+	uint32_t i, k, *h;
 	int rc = -ENOSPC;
 
 	mutex_get(&p->lock);
+	if(fwd < p->nfwd && iface < KICE_PORTS_IFACES
+			&& *(h = held_list(p, fwd, iface)) != KICE_PORTS_NONE) {
+		k = *h;
+		*h = p->pair[k].link;
+		p->pair[k].used = 1;
+		p->held--;
+		p->in_use += 2;
+		*rtp_port = (uint16_t)(p->min + 2 * k);
+		*held = true;
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
 	for(i = 0; i < npairs; i++) {
 		k = (p->next + i) % npairs;
-		if(!p->used[k]) {
-			p->used[k] = 1;
+		if(!p->pair[k].used && !p->pair[k].held) {
+			p->pair[k].used = 1;
 			p->next = (k + 1) % npairs;
 			p->in_use += 2;
 			*rtp_port = (uint16_t)(p->min + 2 * k);
+			*held = false;
 			rc = 0;
 			break;
 		}
 	}
+	/* none left but what this forwarder holds on other interfaces: it
+	 * closes such a pair and binds it again on iface */
+	for(i = 0; rc < 0 && fwd < p->nfwd && iface < KICE_PORTS_IFACES
+			&& i < KICE_PORTS_IFACES; i++) {
+		h = held_list(p, fwd, i);
+		if(*h == KICE_PORTS_NONE)
+			continue;
+		k = *h;
+		*h = p->pair[k].link;
+		p->pair[k].used = 1;
+		p->pair[k].iface = (uint8_t)iface;
+		p->held--;
+		p->in_use += 2;
+		*rtp_port = (uint16_t)(p->min + 2 * k);
+		*held = true;
+		rc = 0;
+	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
+}
+
+/* caller holds p->lock; pair k is in use */
+static void put_back(struct kice_ports *p, uint32_t k)
+{
+	uint32_t *h;
+
+	p->pair[k].used = 0;
+	p->in_use -= 2;
+	if(p->pair[k].held) {
+		h = held_list(p, p->pair[k].fwd, p->pair[k].iface);
+		p->pair[k].link = *h;
+		*h = k;
+		p->held++;
+	}
 }
 
 void kice_ports_release_pair(struct kice_ports *p, uint16_t rtp_port)
@@ -410,11 +482,85 @@ void kice_ports_release_pair(struct kice_ports *p, uint16_t rtp_port)
 		return;
 	k = (uint32_t)(rtp_port - p->min) / 2;
 	mutex_get(&p->lock);
-	if(p->used[k]) {
-		p->used[k] = 0;
-		p->in_use -= 2;
+	if(p->pair[k].used)
+		put_back(p, k);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void kice_ports_release_closed(struct kice_ports *p, uint16_t rtp_port)
+{
+	uint32_t k;
+
+	if(rtp_port < p->min || rtp_port > p->max)
+		return;
+	k = (uint32_t)(rtp_port - p->min) / 2;
+	mutex_get(&p->lock);
+	if(p->pair[k].used) {
+		if(p->pair[k].held) {
+			p->pair[k].held = 0;
+			p->nheld[p->pair[k].fwd]--;
+		}
+		put_back(p, k);
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+bool kice_ports_release_kept(
+		struct kice_ports *p, uint16_t rtp_port, unsigned fwd, unsigned iface)
+{
+	uint32_t k;
+	bool kept = false;
+
+	if(rtp_port < p->min || rtp_port > p->max || fwd >= p->nfwd
+			|| iface >= KICE_PORTS_IFACES)
+		return false;
+	k = (uint32_t)(rtp_port - p->min) / 2;
+	mutex_get(&p->lock);
+	if(p->pair[k].used && p->pair[k].held && p->pair[k].fwd == fwd
+			&& p->pair[k].iface == iface) {
+		kept = true; /* taken from the list: it goes back there */
+	} else if(p->pair[k].used && !p->pair[k].held
+			  && p->nheld[fwd] < hold_max(p)) {
+		p->pair[k].held = 1;
+		p->pair[k].fwd = (uint8_t)fwd;
+		p->pair[k].iface = (uint8_t)iface;
+		p->nheld[fwd]++;
+		kept = true;
+	}
+	if(kept)
+		put_back(p, k);
+	pthread_mutex_unlock(&p->lock);
+	return kept;
+}
+
+void kice_ports_drop_held(struct kice_ports *p, unsigned fwd)
+{
+	uint32_t k, npairs = npairs_of(p);
+	unsigned i;
+
+	if(fwd >= p->nfwd)
+		return;
+	mutex_get(&p->lock);
+	for(k = 0; k < npairs; k++)
+		if(p->pair[k].held && p->pair[k].fwd == fwd) {
+			p->pair[k].held = 0;
+			if(!p->pair[k].used)
+				p->held--;
+		}
+	for(i = 0; i < KICE_PORTS_IFACES; i++)
+		*held_list(p, fwd, i) = KICE_PORTS_NONE;
+	p->nheld[fwd] = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+uint32_t kice_ports_held(struct kice_ports *p)
+{
+	uint32_t n;
+
+	mutex_get(&p->lock);
+	n = p->held;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 void kice_ports_usage(struct kice_ports *p, uint32_t *in_use, uint32_t *total)

@@ -181,13 +181,32 @@ struct kice_fwd_shared
 	uint8_t io_uring;			 /* its media I/O: 1 io_uring, 0 epoll */
 };
 
+/* One RTP/RTCP port pair of the pool. A forwarder may keep the sockets
+ * of a pair open after its session ends ("held"): the next session of
+ * that forwarder on that interface takes the pair as it is, without a
+ * socket, bind or close; it sits in the forwarder's list meanwhile. */
+struct kice_pair
+{
+	uint8_t used;	/* a session has it */
+	uint8_t held;	/* forwarder `fwd` has its sockets open, bound on `iface` */
+	uint8_t fwd, iface;
+	uint32_t link;	/* next pair in its held list */
+};
+
+#define KICE_PORTS_IFACES 8 /* interfaces a held list is kept for */
+#define KICE_PORTS_NONE 0xffffffffu
+
 struct kice_ports
 {
 	pthread_mutex_t lock;
 	uint16_t min, max; /* even min, inclusive range */
 	uint32_t next;	   /* hint: next pair to try */
 	uint32_t in_use;   /* ports, not pairs */
-	uint8_t used[];	   /* one byte per pair */
+	uint32_t nfwd;
+	uint32_t held;	   /* pairs held and not in use (all forwarders) */
+	uint32_t *head;	   /* held lists, [fwd * KICE_PORTS_IFACES + iface] */
+	uint32_t *nheld;   /* pairs each forwarder holds (in use or not) */
+	struct kice_pair pair[];
 };
 
 struct kice_table
@@ -271,11 +290,28 @@ static inline const struct kice_ep_stream *kice_ep_st(
 	return i < KICE_MAX_STREAMS && ep->st[i] ? ep->st[i] : &kice_ep_stream_none;
 }
 
-/* Ports: allocate an even/odd pair (RTP port returned). -ENOSPC when the
- * pool is exhausted. Any process. */
-int kice_ports_alloc_pair(struct kice_ports *p, uint16_t *rtp_port);
+/* Ports: allocate an even/odd pair (RTP port returned) for a session of
+ * forwarder fwd on interface iface: a pair that forwarder holds open on
+ * that interface if there is one (*held = true: nothing to bind), else a
+ * free pair nobody holds (*held = false). -ENOSPC when none is left. Any
+ * process. */
+int kice_ports_alloc_pair(struct kice_ports *p, unsigned fwd, unsigned iface,
+		uint16_t *rtp_port, bool *held);
+/* Give a pair back: a held one returns to its forwarder's list, sockets
+ * still open; any other must have no socket left. */
 void kice_ports_release_pair(struct kice_ports *p, uint16_t rtp_port);
+/* Forwarder: give a pair back whose sockets it closed (held or not) */
+void kice_ports_release_closed(struct kice_ports *p, uint16_t rtp_port);
+/* Forwarder: give a pair back keeping its sockets open (bound on iface),
+ * if this forwarder holds fewer than its share of the pool; false: it
+ * must close them and call kice_ports_release_closed(). */
+bool kice_ports_release_kept(
+		struct kice_ports *p, uint16_t rtp_port, unsigned fwd, unsigned iface);
+/* Forwarder: it closed every socket it held (it stops) */
+void kice_ports_drop_held(struct kice_ports *p, unsigned fwd);
 void kice_ports_usage(struct kice_ports *p, uint32_t *in_use, uint32_t *total);
+/* pairs held open and not in use */
+uint32_t kice_ports_held(struct kice_ports *p);
 
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t kice_now_ms(void);

@@ -3,15 +3,16 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <openssl/rand.h>
 
 #include "log.h"
+#include "rand.h"
 #include "stun.h"
 
 #define FP_XOR		 0x5354554eu
@@ -153,41 +154,72 @@ static uint32_t fingerprint(const uint8_t *buf, size_t off)
  * MESSAGE-INTEGRITY attribute." The adjusted length is fed in place of the
  * real one, so the caller's buffer is neither copied nor modified.
  */
-static int hmac_sha1(uint8_t out[KICE_STUN_MI_LEN], const uint8_t *key,
-		size_t keylen, const uint8_t *buf, size_t off)
+/* one HMAC-SHA1 context per thread, made on first use and re-keyed for
+ * each message (fetching the algorithm and making a context cost more
+ * than the MAC of a 100-byte message); freed when its thread ends */
+static pthread_key_t mac_key;
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+static int mac_key_ok;
+
+static void mac_free(void *ctx)
+{
+	EVP_MAC_CTX_free(ctx);
+}
+
+static void mac_key_make(void)
+{
+	mac_key_ok = pthread_key_create(&mac_key, mac_free) == 0;
+}
+
+static EVP_MAC_CTX *mac_ctx(void)
 {
 	static char digest[] = "SHA1";
 	OSSL_PARAM params[2];
-	EVP_MAC *mac = NULL;
-	EVP_MAC_CTX *ctx = NULL;
-	uint8_t blen[2];
-	size_t outl = 0;
-	int ret = -ENOMEM;
+	EVP_MAC_CTX *ctx;
+	EVP_MAC *mac;
 
-	st16(blen, off - KICE_STUN_HDR_LEN + MI_ATTR_LEN);
+	pthread_once(&mac_once, mac_key_make);
+	if(!mac_key_ok)
+		return NULL;
+	ctx = pthread_getspecific(mac_key);
+	if(ctx)
+		return ctx;
 	params[0] =
 			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
 	params[1] = OSSL_PARAM_construct_end();
-
 	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	if(mac == NULL)
-		goto out;
-	ctx = EVP_MAC_CTX_new(mac);
-	if(ctx == NULL)
-		goto out;
-	if(!EVP_MAC_init(ctx, key, keylen, params) || !EVP_MAC_update(ctx, buf, 2)
+	ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac); /* the context holds its own reference */
+	if(ctx
+			&& (!EVP_MAC_CTX_set_params(ctx, params)
+					|| pthread_setspecific(mac_key, ctx) != 0)) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+static int hmac_sha1(uint8_t out[KICE_STUN_MI_LEN], const uint8_t *key,
+		size_t keylen, const uint8_t *buf, size_t off)
+{
+	EVP_MAC_CTX *ctx = mac_ctx();
+	uint8_t blen[2];
+	size_t outl = 0;
+
+	if(ctx == NULL) {
+		KICE_ERR("stun: OpenSSL HMAC-SHA1 unavailable");
+		return -ENOMEM;
+	}
+	st16(blen, off - KICE_STUN_HDR_LEN + MI_ATTR_LEN);
+	if(!EVP_MAC_init(ctx, key, keylen, NULL) || !EVP_MAC_update(ctx, buf, 2)
 			|| !EVP_MAC_update(ctx, blen, 2)
 			|| !EVP_MAC_update(ctx, buf + 4, off - 4)
 			|| !EVP_MAC_final(ctx, out, &outl, KICE_STUN_MI_LEN)
-			|| outl != KICE_STUN_MI_LEN)
-		goto out;
-	ret = 0;
-out:
-	if(ret < 0)
-		KICE_ERR("stun: OpenSSL HMAC-SHA1 unavailable or failed");
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	return ret;
+			|| outl != KICE_STUN_MI_LEN) {
+		KICE_ERR("stun: OpenSSL HMAC-SHA1 failed");
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* Header rules of RFC 8489 §5; NULL when they hold */
@@ -702,7 +734,7 @@ int kice_stun_tid_random(uint8_t tid[KICE_STUN_TID_LEN])
 	 * random." */
 	if(tid == NULL)
 		return -EINVAL;
-	return RAND_bytes(tid, KICE_STUN_TID_LEN) == 1 ? 0 : -EAGAIN;
+	return kice_random(tid, KICE_STUN_TID_LEN);
 }
 
 void kice_stun_wr_init(struct kice_stun_wr *wr, uint8_t *buf, size_t cap,

@@ -31,6 +31,7 @@ static int relatch_window = 3000;
 static int media_tos = 184; /* DSCP EF */
 static int hash_size = 4096;
 static int use_io_uring = 1;
+static int socket_reuse = 1;
 static char *dtls_cert_path = NULL;
 static char *dtls_key_path = NULL;
 static struct kice_dtls_cert *dtls_cert;
@@ -140,6 +141,7 @@ static param_export_t params[] = {
 	{"tos", PARAM_INT, &media_tos},
 	{"hash_size", PARAM_INT, &hash_size},
 	{"io_uring", PARAM_INT, &use_io_uring},
+	{"socket_reuse", PARAM_INT, &socket_reuse},
 	{"dtls_cert", PARAM_STRING, &dtls_cert_path},
 	{"dtls_key", PARAM_STRING, &dtls_key_path},
 	{0, 0, 0}
@@ -306,6 +308,7 @@ static void fwd_main(int idx)
 	cfg.tos = media_tos;
 	cfg.tick = fwd_tick;
 	cfg.no_io_uring = use_io_uring == 0;
+	cfg.no_socket_reuse = socket_reuse == 0;
 	for(i = 0; i < nifaces; i++)
 		addrs[i] = ifaces[i].local;
 	cfg.ifaces = addrs;

@@ -316,6 +316,9 @@ static void rpc_stats(rpc_t *rpc, void *ctx)
 				nu == ice_ctx.t->nfwd ? "io_uring"
 				: nu == 0			  ? "epoll"
 									  : "mixed");
+		/* free pairs whose sockets a forwarder keeps open (socket_reuse) */
+		rpc->struct_add(h, "j", "ports_held",
+				(unsigned long)kice_ports_held(ice_ctx.t->ports));
 	}
 }
 
@@ -327,9 +330,10 @@ static void rpc_ports(rpc_t *rpc, void *ctx)
 	kice_ports_usage(ice_ctx.t->ports, &used, &total);
 	if(rpc->add(ctx, "{", &h) < 0)
 		return;
-	rpc->struct_add(h, "dddd", "port_min", (int)ice_ctx.t->ports->min,
+	rpc->struct_add(h, "ddddd", "port_min", (int)ice_ctx.t->ports->min,
 			"port_max", (int)ice_ctx.t->ports->max, "in_use", (int)used, "free",
-			(int)(total - used));
+			(int)(total - used), "held",
+			(int)kice_ports_held(ice_ctx.t->ports));
 }
 
 static const char *doc_sessions[] = {"List the media sessions.", 0};

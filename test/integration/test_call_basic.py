@@ -88,6 +88,12 @@ def run(t):
             else ("io_uring", "epoll")
         t.check(st.get("media_io") in want, "ice.stats media_io: %s" %
                 st.get("media_io"), detail=json.dumps(st))
+        # the forwarder keeps the call's two port pairs open for the next
+        # call (socket_reuse, on by default); none of them is in use
+        pr = kam.rpc("ice.ports")
+        t.check(pr.get("held", 0) >= 2 and pr.get("in_use") == 0,
+                "ice.ports: the call's pairs held open (held %s, in_use %s)"
+                % (pr.get("held"), pr.get("in_use")), detail=json.dumps(pr))
     it.check_kamailio_healthy(t, kam)
 
 

@@ -3,6 +3,7 @@
  * and the forwarder (lib/call, lib/session, lib/fwd), with a forwarder
  * running in a thread and real UDP sockets on 127.0.0.1.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -37,7 +38,8 @@ struct env
 	struct kice_table *t;
 	int sv[2];
 	int wr[1];
-	struct kice_iface ifc;
+	struct kice_iface ifc, ifc6;
+	struct kice_addr faddr[2]; /* the forwarder's: 127.0.0.1, ::1 */
 	struct kice_ctx ctx;
 	pthread_t th;
 	volatile int stop;
@@ -129,8 +131,12 @@ static int setup(void **state)
 	e.cfg.ctl_fd = e.sv[1];
 	e.cfg.media_timeout_s = 0;
 	e.cfg.stop = &e.stop;
-	e.cfg.ifaces = &e.ifc.local;
-	e.cfg.nifaces = 1;
+	/* interface 1 is test_ipv6_call's: a forwarder knows every interface */
+	assert_int_equal(kice_iface_parse(&e.ifc6, "v6/::1", 6), 0);
+	e.faddr[0] = e.ifc.local;
+	e.faddr[1] = e.ifc6.local;
+	e.cfg.ifaces = e.faddr;
+	e.cfg.nifaces = 2;
 	e.cfg.no_io_uring = use_epoll;
 	assert_int_equal(kice_srtp_init(), 0);
 	assert_int_equal(kice_dtls_cert_create(&e.cert), 0);
@@ -265,6 +271,116 @@ static void wait_ports_free(struct env *e, uint32_t want)
 		usleep(10000);
 	}
 	assert_int_equal(used, want);
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while(readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* one plain call: offer, answer, RTP a->b and b->a; returns the two relay
+ * ports (towards b, towards a) */
+static void plain_call(struct env *e, const char *callid, int fa, uint16_t pa,
+		int fb, uint16_t pb, uint8_t mark, uint16_t *relay_b, uint16_t *relay_a)
+{
+	char out[2048];
+	const char *why;
+	uint8_t pkt[172], buf[256];
+	int n;
+
+	n = do_sdp(e, callid, true, false, "f", NULL, "127.0.0.1", pa, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	*relay_b = m_port(out);
+	n = do_sdp(e, callid, false, true, "f", "t", "127.0.0.1", pb, "", out,
+			sizeof(out), &why);
+	assert_true(n > 0);
+	out[n] = '\0';
+	*relay_a = m_port(out);
+	usleep(30000);
+	rtp_pkt(pkt, 1, mark);
+	send_to(fa, *relay_a, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fb, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], mark);
+	rtp_pkt(pkt, 2, (uint8_t)(mark + 1));
+	send_to(fb, *relay_b, pkt, sizeof(pkt));
+	assert_int_equal(recv_within(fa, buf, sizeof(buf), 500, NULL), 172);
+	assert_int_equal(buf[12], mark + 1);
+}
+
+/* The forwarder keeps a finished session's sockets open: the next session
+ * gets the same pairs without a new socket, relays on them, and nothing
+ * that reached them in between gets through; with no_socket_reuse the
+ * sockets are closed as before. */
+static void test_sockets_reused(void **state)
+{
+	struct env *e = *state;
+	uint16_t pa, pb, pc, pd, rb1, ra1, rb2, ra2, rb3, ra3;
+	int fa = udp_sock(&pa), fb = udp_sock(&pb), fc = udp_sock(&pc),
+		fd = udp_sock(&pd), before;
+	uint32_t held;
+	uint8_t pkt[172], buf[256];
+
+	plain_call(e, "reuse-1", fa, pa, fb, pb, 0x10, &rb1, &ra1);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("reuse-1"));
+	wait_ports_free(e, 0);
+	/* its two pairs are held now, on top of the list */
+	held = kice_ports_held(e->t->ports);
+	assert_true(held >= 2);
+	/* late media to the idle ports is read and dropped */
+	rtp_pkt(pkt, 3, 0x99);
+	send_to(fa, ra1, pkt, sizeof(pkt));
+	send_to(fb, rb1, pkt, sizeof(pkt));
+	usleep(50000);
+
+	before = open_fds();
+	plain_call(e, "reuse-2", fc, pc, fd, pd, 0x20, &rb2, &ra2);
+	/* the same two pairs, and not one socket more in the process */
+	assert_true((rb2 == rb1 && ra2 == ra1) || (rb2 == ra1 && ra2 == rb1));
+	assert_int_equal(open_fds(), before);
+	assert_int_equal(kice_ports_held(e->t->ports), held - 2);
+	/* the stale packets never reached the new callee or caller */
+	assert_int_equal(recv_within(fd, buf, sizeof(buf), 100, NULL), -1);
+	assert_int_equal(recv_within(fc, buf, sizeof(buf), 100, NULL), -1);
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("reuse-2"));
+	wait_ports_free(e, 0);
+	assert_int_equal(kice_ports_held(e->t->ports), held);
+
+	/* reuse off: the sockets of a session close when it ends, held ones
+	 * included (it takes two from the list) */
+	e->cfg.no_socket_reuse = true;
+	plain_call(e, "reuse-3", fa, pa, fb, pb, 0x30, &rb3, &ra3);
+	assert_int_equal(kice_ports_held(e->t->ports), held - 2);
+	before = open_fds();
+	kice_call_delete(&e->ctx, KICE_SLICE_LIT("reuse-3"));
+	wait_ports_free(e, 0);
+	usleep(20000);
+	assert_int_equal(kice_ports_held(e->t->ports), held - 2);
+	assert_int_equal(open_fds(), before - 4);
+	/* and a port closed that way can be bound again by anyone */
+	{
+		struct sockaddr_in a;
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons(rb3);
+		assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+		close(s);
+	}
+	e->cfg.no_socket_reuse = false;
+	close(fa);
+	close(fb);
+	close(fc);
+	close(fd);
 }
 
 static void test_relay_both_ways_with_latching(void **state)
@@ -1502,6 +1618,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_relay_both_ways_with_latching),
+		cmocka_unit_test(test_sockets_reused),
 		cmocka_unit_test(test_stray_source_not_forwarded),
 		cmocka_unit_test(test_strict_source),
 		cmocka_unit_test(test_silent_endpoint_not_hijacked),

@@ -315,6 +315,7 @@ failure_route[MFAIL] {
 
 
 class Kamailio:
+    mm = ""     # --kam-mm: Kamailio's memory manager (-x/-X), "" = its default
     def __init__(self, wdir, flags, ice_so=None, children=4, shm_mb=512,
                  media=True):
         self.dir = wdir
@@ -324,6 +325,7 @@ class Kamailio:
         self.cfg = os.path.join(wdir, "kamailio.cfg")
         self.logfile = os.path.join(wdir, "kamailio.log")
         self.shm_mb = shm_mb
+        self.mm = Kamailio.mm
         self.proc = None
         self.n = 0
         if len(self.rpc_sock) > 100:
@@ -341,6 +343,8 @@ class Kamailio:
     def start(self):
         argv = [KAMAILIO, "-f", self.cfg, "-Y", os.path.join(self.dir, "run"),
                 "-w", self.dir, "-m", str(self.shm_mb), "-M", "16"]
+        if self.mm:
+            argv += ["-x", self.mm, "-X", self.mm]
         r = subprocess.run(argv + ["-c"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=30)
         if r.returncode != 0:
@@ -1056,9 +1060,9 @@ def sipp_run(wdir, name, rate, calls, groups_fn):
             "cpu": {k: c1[k] - c0[k] for k in c0}}
 
 
-def setup_cost(args, backend, wdir):
+def setup_cost(args, backend, wdir, ramp=True):
     """Kamailio + (our module | rtpengine module and daemon) with ICE=force
-    at a fixed rate, then a ramp."""
+    at a fixed rate, then (ramp) a ramp."""
     res = {"backend": backend, "steps": []}
     rtp = None
     if backend == "kamailio-ice":
@@ -1115,7 +1119,7 @@ def setup_cost(args, backend, wdir):
              ", ".join("%s %.2f s" % kv for kv in st["cpu"].items())))
         wait_for(drained, 15, 0.5)
         res["max_ok"] = None
-        for r in args.ramp:
+        for r in (args.ramp if ramp else []):
             kam.settle(10)
             st = sipp_run(wdir, "ramp%d" % r, r, r * args.ramp_secs, groups)
             res["steps"].append(st)
@@ -1139,6 +1143,23 @@ def setup_cost(args, backend, wdir):
         kam.stop()
         if rtp:
             rtp.stop()
+    return res
+
+
+def merge_setup_runs(runs):
+    """One result per backend from its rounds: the ramp of the last round,
+    the fixed-rate run with the median CPU per call (all in fixed_ms)."""
+    good = [r for r in runs if "fixed" in r]
+    if not good or "fixed" not in runs[-1]:
+        return runs[-1] if "fixed" not in runs[-1] else good[-1]
+    res = dict(runs[-1])
+
+    def ms(r):
+        f = r["fixed"]
+        return 1000.0 * relay_cpu(f, r["backend"]) / max(f["ok"], 1)
+    ordered = sorted(good, key=ms)
+    res["fixed"] = ordered[(len(ordered) - 1) // 2]["fixed"]
+    res["fixed_ms"] = [round(ms(r), 3) for r in good]
     return res
 
 
@@ -1269,7 +1290,10 @@ def print_setup_table(results):
         rows.append([b, "%d x %ds" % (f["rate"],
                                       (f["ok"] + f["failed"]) // f["rate"]),
                      "%d/%d" % (f["ok"], f["failed"]), "%.2f" % cpu, split,
-                     "%.2f" % ms, fmt(media, "%.2f"),
+                     "%.2f" % ms,
+                     " ".join("%.2f" % v for v in
+                              sorted(r.get("fixed_ms", [ms]))),
+                     fmt(media, "%.2f"),
                      fmt(cps_per_cpu, "%.0f"), fmt(ratio, "%.2f"),
                      fmt(media_ratio, "%.2f"), "%.1f" % (100 * idle), mx,
                      " ".join("%d(%.0f):%.1f%%" % (s["rate"], s["achieved"],
@@ -1277,9 +1301,11 @@ def print_setup_table(results):
                               for s in r["steps"])])
     print(table(rows, ["backend", "cps x time", "ok/failed", "CPU s",
                        "CPU s by process group", "CPU ms/call",
-                       "media ms/call", "calls/CPU s", "vs rtpengine",
+                       "rounds ms/call", "media ms/call", "calls/CPU s", "vs rtpengine",
                        "media vs rtpengine", "idle CPU %",
                        "max cps <1% fail", "ramp cps(achieved):failed"]))
+    print("CPU ms/call: the median of the rounds (the backends took turns); "
+          "the columns before and after it are of that round")
     print("media ms/call = CPU ms/call - proxy-only's (Kamailio relaying the "
           "same SIP without touching SDP); media vs rtpengine = rtpengine's "
           "media ms/call / ours")
@@ -1343,20 +1369,30 @@ def inner(args):
                 with open(os.path.join(out, "results.json"), "w") as f:
                     json.dump({"relay": relay_results}, f, indent=1)
     if not args.no_setup:
-        for b in ("kamailio-ice", "rtpengine", "proxy-only"):
-            if (b == "kamailio-ice" and "ice" not in args.only) or \
-                    (b == "rtpengine" and "rtpengine" not in args.only) or \
-                    (b == "proxy-only" and args.no_proxy):
-                continue
-            wdir = os.path.join(out, "setup-" + b)
-            os.makedirs(wdir, exist_ok=True)
-            log("call set-up cost: %s (load %s)" % (b, loadavg()))
-            try:
-                setup_results.append(setup_cost(args, b, wdir))
-            except BenchError as e:
-                log("set-up %s FAILED: %s" % (b, e))
-                setup_results.append({"backend": b,
-                                      "error": str(e).splitlines()[0]})
+        backends = [b for b in ("kamailio-ice", "rtpengine", "proxy-only")
+                    if not ((b == "kamailio-ice" and "ice" not in args.only) or
+                            (b == "rtpengine" and
+                             "rtpengine" not in args.only) or
+                            (b == "proxy-only" and args.no_proxy))]
+        runs = {b: [] for b in backends}
+        # the fixed-rate run of each backend is repeated, the backends taking
+        # turns, so that a drift of the machine spreads over all of them;
+        # the ramp comes with the last round only
+        for rep in range(args.setup_repeat):
+            last = rep == args.setup_repeat - 1
+            for b in backends:
+                wdir = os.path.join(out, "setup-" + b, "run%d" % (rep + 1))
+                os.makedirs(wdir, exist_ok=True)
+                log("call set-up cost: %s, round %d of %d (load %s)" %
+                    (b, rep + 1, args.setup_repeat, loadavg()))
+                try:
+                    runs[b].append(setup_cost(args, b, wdir, ramp=last))
+                except BenchError as e:
+                    log("set-up %s FAILED: %s" % (b, e))
+                    runs[b].append({"backend": b,
+                                    "error": str(e).splitlines()[0]})
+        for b in backends:
+            setup_results.append(merge_setup_runs(runs[b]))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"relay": relay_results, "setup": setup_results}, f,
                   indent=1)
@@ -1464,12 +1500,18 @@ def main():
                     help="calls per second of the fixed-rate set-up run")
     ap.add_argument("--setup-secs", type=int, default=20,
                     help="its duration")
+    ap.add_argument("--setup-repeat", type=int, default=3,
+                    help="rounds of the fixed-rate set-up run, the backends "
+                    "taking turns; the table shows the median round")
     ap.add_argument("--ramp", default="50,100,200,400,800,1200,1600",
                     help="call rates of the ramp (stops at >= 1%% failed)")
     ap.add_argument("--ramp-secs", type=int, default=8,
                     help="seconds of calls per ramp step")
     ap.add_argument("--idle-secs", type=float, default=4,
                     help="seconds of idle CPU measured before set-up runs")
+    ap.add_argument("--kam-mm", default="",
+                    help="Kamailio's memory manager for shm and pkg (-x/-X: "
+                    "qm, fm or tlsf; default: Kamailio's own, qm)")
     ap.add_argument("--rtpengine-threads", type=int, default=0,
                     help="rtpengine --num-threads (default: its own, one "
                     "per CPU)")
@@ -1499,6 +1541,7 @@ def main():
         args.ramp = "100"
         args.ramp_secs = 4
         args.idle_secs = 2
+        args.setup_repeat = 1
     args.calls = [int(x) for x in str(args.calls).split(",") if x]
     args.only = [x for x in args.only.split(",") if x]
     args.ramp = [int(x) for x in str(args.ramp).split(",") if x]
@@ -1509,6 +1552,7 @@ def main():
         ap.error("at most 4000 calls (port plan)")
     args.out = os.path.abspath(args.out)
     Rtpengine.threads = args.rtpengine_threads
+    Kamailio.mm = args.kam_mm
     args.bench = os.path.abspath(args.bench)
     args.module = os.path.abspath(args.module)
     for path in (args.bench, args.module, RTPENGINE, SIPP, KAMAILIO):
