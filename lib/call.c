@@ -701,7 +701,7 @@ out:
 	if(rc < 0 && created) {
 		unsigned fwd = s->fwd;
 		kice_session_unlink(c->t, s);
-		kice_fwd_kick(c->ctl_fds, fwd);
+		kice_fwd_kick(c->t, c->ctl_fds, fwd);
 	}
 	kice_bucket_unlock(c->t, h);
 	return rc;
@@ -718,7 +718,7 @@ int kice_call_delete(struct kice_ctx *c, struct kice_slice callid)
 	if(s) {
 		unsigned fwd = s->fwd;
 		kice_session_unlink(c->t, s);
-		kice_fwd_kick(c->ctl_fds, fwd);
+		kice_fwd_kick(c->t, c->ctl_fds, fwd);
 	}
 	kice_bucket_unlock(c->t, h);
 	return s ? 0 : -ENOENT;

@@ -148,7 +148,8 @@ enum
 	UD_RECV = 1, /* index: route */
 	UD_SEND,	 /* index: buffer */
 	UD_CTL,
-	UD_OTHER /* cancels: nothing to do */
+	UD_OTHER, /* cancels: nothing to do */
+	UD_CSEND  /* index: control send slot */
 };
 #define UD(kind, gen, idx) \
 	(((uint64_t)(kind) << 56) | ((uint64_t)((gen)&0xffffffu) << 32) | (idx))
@@ -167,9 +168,23 @@ struct usend
 	bool busy;
 };
 
+/* a control-path packet (check, response, DTLS record) on its way out:
+ * copied, since the agent's buffer is gone by the time the send runs */
+#define CSENDS 128
+struct csend
+{
+	struct msghdr mh;
+	struct iovec iov;
+	struct sockaddr_storage dst;
+	uint8_t buf[PKT_MAX];
+};
+
 struct uring
 {
 	struct io_uring ring;
+	struct csend *cs;	 /* CSENDS */
+	uint16_t cfree[CSENDS]; /* free slots of cs, a stack */
+	unsigned ncfree;
 	struct io_uring_buf_ring *br;
 	uint8_t *bufs;
 	struct usend *us;	 /* URING_BUFS */
@@ -278,9 +293,14 @@ int kice_fwd_notify(const int *ctl_fds, struct kice_session *s)
 	return send_msg(ctl_fds[s->fwd], &m, NULL, 0);
 }
 
-void kice_fwd_kick(const int *ctl_fds, unsigned fwd)
+void kice_fwd_kick(struct kice_table *t, const int *ctl_fds, unsigned fwd)
 {
 	struct kice_fwd_msg m;
+
+	/* a forwarder that wakes every 10 ms looks at its dead list each time:
+	 * no message (and no extra wake-up) needed */
+	if(fwd < t->nfwd && __atomic_load_n(&t->fwd[fwd].ticking, __ATOMIC_ACQUIRE))
+		return;
 
 	memset(&m, 0, sizeof(m));
 	m.type = KICE_FWD_KICK;
@@ -411,6 +431,8 @@ static struct fsess *fs_find(struct fwd *f, uint32_t id)
 }
 
 static struct route *route_of(struct fwd *f, uint16_t port);
+static bool uring_csend(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
+		const struct sockaddr_storage *ss, socklen_t sl);
 static void ice_sync(struct fwd *f, struct fsess *fs);
 static void crypto_sync(struct fwd *f, struct fsess *fs);
 
@@ -522,8 +544,11 @@ static void send_from(struct fwd *f, const struct fsess *fs, int side, int st,
 	struct sockaddr_storage ss;
 	socklen_t sl = kice_addr_to_sa(to, &ss);
 
-	if(out && out->fd >= 0 && sl
-			&& sendto(out->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
+	if(out == NULL || out->fd < 0 || sl == 0)
+		return;
+	if(uring_csend(f, out->fd, pkt, len, &ss, sl))
+		return;
+	if(sendto(out->fd, pkt, len, 0, (struct sockaddr *)&ss, sl) < 0)
 		KICE_DBG("send from port %u failed: %s", port + comp, strerror(errno));
 }
 
@@ -989,6 +1014,7 @@ static void uring_free(struct uring *u)
 		munmap(u->bufs, (size_t)URING_BUFS * URING_BUF_SZ);
 	free(u->us);
 	free(u->rearm);
+	free(u->cs);
 	free(u);
 }
 
@@ -1094,10 +1120,13 @@ static int uring_setup(struct fwd *f)
 			PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	u->us = calloc(URING_BUFS, sizeof(*u->us));
 	u->rearm = calloc(f->nroutes, sizeof(*u->rearm));
+	u->cs = calloc(CSENDS, sizeof(*u->cs));
 	rc = -ENOMEM;
 	if(u->br == MAP_FAILED || u->bufs == MAP_FAILED || u->us == NULL
-			|| u->rearm == NULL)
+			|| u->rearm == NULL || u->cs == NULL)
 		goto fail;
+	for(u->ncfree = 0; u->ncfree < CSENDS; u->ncfree++)
+		u->cfree[u->ncfree] = (uint16_t)(CSENDS - 1 - u->ncfree);
 	io_uring_buf_ring_init(u->br);
 	memset(&reg, 0, sizeof(reg));
 	reg.ring_addr = (unsigned long)u->br;
@@ -1157,6 +1186,50 @@ static bool uring_send(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
 	u->cur_sent = true;
 	u->nsend++;
 	return true;
+}
+
+/* Queue a control-path packet as a send of this loop round (submitted
+ * with the round's wait, no system call of its own); false: no io_uring
+ * or no free slot, the caller sends it itself. */
+static bool uring_csend(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
+		const struct sockaddr_storage *ss, socklen_t sl)
+{
+	struct uring *u = f->u;
+	struct io_uring_sqe *sqe;
+	struct csend *c;
+	unsigned i;
+
+	if(u == NULL || u->ncfree == 0 || len > PKT_MAX)
+		return false;
+	sqe = uring_sqe(f);
+	if(sqe == NULL)
+		return false;
+	i = u->cfree[--u->ncfree];
+	c = &u->cs[i];
+	memcpy(c->buf, pkt, len);
+	memcpy(&c->dst, ss, sl);
+	c->iov.iov_base = c->buf;
+	c->iov.iov_len = len;
+	memset(&c->mh, 0, sizeof(c->mh));
+	c->mh.msg_name = &c->dst;
+	c->mh.msg_namelen = sl;
+	c->mh.msg_iov = &c->iov;
+	c->mh.msg_iovlen = 1;
+	io_uring_prep_sendmsg(sqe, fd, &c->mh, MSG_DONTWAIT);
+	io_uring_sqe_set_data64(sqe, UD(UD_CSEND, 0, i));
+	u->nsend++;
+	return true;
+}
+
+static void uring_on_csend(struct fwd *f, const struct io_uring_cqe *cqe)
+{
+	struct uring *u = f->u;
+	uint32_t i = UD_IDX(cqe->user_data);
+
+	if(cqe->res < 0)
+		KICE_DBG("forwarder: control send failed: %s", strerror(-cqe->res));
+	if(i < CSENDS && u->ncfree < CSENDS)
+		u->cfree[u->ncfree++] = (uint16_t)i;
 }
 
 /* sends still in flight must not count into a freed session */
@@ -2115,6 +2188,9 @@ static void uring_round(struct fwd *f, int timeout_ms)
 				case UD_SEND:
 					uring_on_send(f, cqes[i]);
 					break;
+				case UD_CSEND:
+					uring_on_csend(f, cqes[i]);
+					break;
 				case UD_CTL:
 					drain_ctl(f);
 					if(!(cqes[i]->flags & IORING_CQE_F_MORE))
@@ -2143,6 +2219,8 @@ static void uring_round(struct fwd *f, int timeout_ms)
 
 int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 {
+	struct kice_fwd_shared *sh = &cfg->t->fwd[cfg->idx];
+	uint8_t ticking;
 	struct fwd *f;
 	struct epoll_event evs[256], ev;
 	uint64_t last_tick = 0;
@@ -2204,6 +2282,12 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 			f->next_ice_ms = f->now + ICE_TICK_MS;
 			ice_tick_all(f);
 		}
+		/* deletions queued without a kick (kice_fwd_kick) */
+		if(__atomic_load_n(&sh->dead, __ATOMIC_RELAXED))
+			f->kicked = true;
+		ticking = f->nagents || f->ncrypto;
+		if(ticking != sh->ticking)
+			__atomic_store_n(&sh->ticking, ticking, __ATOMIC_RELEASE);
 		if(f->now - last_tick >= TICK_MS) {
 			last_tick = f->now;
 			expire(f);

@@ -102,8 +102,9 @@ int kice_fwd_update(
 int kice_fwd_notify(const int *ctl_fds, struct kice_session *s);
 
 /* Wake forwarder fwd to look at its dead list (after an unlink: the
- * session itself may already be gone). Best effort. */
-void kice_fwd_kick(const int *ctl_fds, unsigned fwd);
+ * session itself may already be gone), unless it wakes every 10 ms anyway
+ * and looks at it then. Best effort. */
+void kice_fwd_kick(struct kice_table *t, const int *ctl_fds, unsigned fwd);
 
 /* The forwarder's loop. Never returns unless cfg->stop is set; errors are
  * logged and the loop carries on. Returns 0 on stop, -errno if it could

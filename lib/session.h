@@ -179,6 +179,7 @@ struct kice_fwd_shared
 	uint32_t sessions;			 /* sessions it owns */
 	int pid;
 	uint8_t io_uring;			 /* its media I/O: 1 io_uring, 0 epoll */
+	uint8_t ticking;			 /* it wakes every 10 ms (ICE agents, DTLS) */
 };
 
 /* One RTP/RTCP port pair of the pool. A forwarder may keep the sockets
