@@ -21,6 +21,7 @@ load generator and sipp to CPU 1.
 
 import argparse
 import json
+import statistics
 import os
 import random
 import re
@@ -1306,6 +1307,23 @@ def print_setup_table(results):
                        "max cps <1% fail", "ramp cps(achieved):failed"]))
     print("CPU ms/call: the median of the rounds (the backends took turns); "
           "the columns before and after it are of that round")
+    # ratios of the same round (its runs were back to back): the machine's
+    # drift between rounds moves all backends, so these vary less
+    rounds = {b: by[b].get("fixed_ms") for b in by}
+    ice, rtp = rounds.get("kamailio-ice"), rounds.get("rtpengine")
+    px = rounds.get("proxy-only")
+    if ice and rtp and len(ice) == len(rtp) and len(ice) > 1:
+        tot = [r / i for i, r in zip(ice, rtp) if i > 0]
+        line = "per round: vs rtpengine %s (median %.2f)" % (
+            " ".join("%.2f" % v for v in tot), statistics.median(tot))
+        if px and len(px) == len(ice):
+            med = [(r - p) / (i - p) for i, r, p in zip(ice, rtp, px)
+                   if i - p > 0.05]
+            line += "; media vs rtpengine %s" % (
+                " ".join("%.1f" % v for v in med) or "-")
+            line += "; proxy-only ms/call %s" % " ".join("%.2f" % v
+                                                         for v in px)
+        print(line)
     print("media ms/call = CPU ms/call - proxy-only's (Kamailio relaying the "
           "same SIP without touching SDP); media vs rtpengine = rtpengine's "
           "media ms/call / ours")
