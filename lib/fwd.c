@@ -1347,10 +1347,9 @@ static void on_ctl(struct fwd *f, const struct kice_fwd_msg *m, size_t len,
 {
 	struct fsess *fs;
 	unsigned k;
-	int i;
+	int i, want = 0;
 
-	int want = 0;
-
+	/* descriptors come with the pairs not held (kice_fwd_add_ports) */
 	if(len == sizeof(*m) && m->type == KICE_FWD_UPDATE
 			&& m->npairs <= KICE_FWD_MAX_PAIRS)
 		for(k = 0; k < m->npairs; k++)

@@ -304,7 +304,7 @@ void kice_ports_release_pair(struct kice_ports *p, uint16_t rtp_port);
 /* Forwarder: give a pair back whose sockets it closed (held or not) */
 void kice_ports_release_closed(struct kice_ports *p, uint16_t rtp_port);
 /* Forwarder: give a pair back keeping its sockets open (bound on iface),
- * if this forwarder holds fewer than its share of the pool; false: it
+ * if this forwarder holds fewer than half its share of the pool; false: it
  * must close them and call kice_ports_release_closed(). */
 bool kice_ports_release_kept(
 		struct kice_ports *p, uint16_t rtp_port, unsigned fwd, unsigned iface);

@@ -226,7 +226,7 @@ loadmodule "%(ice_so)s"
 modparam("ice", "port_min", %(port_min)d)
 modparam("ice", "port_max", %(port_max)d)
 modparam("ice", "interface", "pub/%(ip)s")
-modparam("ice", "forwarders", 1)
+modparam("ice", "forwarders", %(forwarders)d)
 modparam("ice", "media_timeout", 3600)
 #!define MANAGE ice_manage
 #!define DELETE ice_delete
@@ -317,6 +317,7 @@ failure_route[MFAIL] {
 
 class Kamailio:
     mm = ""     # --kam-mm: Kamailio's memory manager (-x/-X), "" = its default
+    forwarders = 1  # --forwarders: the ice module's forwarder processes
     def __init__(self, wdir, flags, ice_so=None, children=4, shm_mb=512,
                  media=True):
         self.dir = wdir
@@ -339,7 +340,8 @@ class Kamailio:
                 "nofile": NOFILE, "mpath": KAM_MPATH,
                 "rpc_sock": self.rpc_sock, "ctl_sock": self.ctl_sock,
                 "ice_so": ice_so or "", "port_min": RELAY_MIN,
-                "port_max": RELAY_MAX, "ng_port": NG_PORT, "flags": flags})
+                "port_max": RELAY_MAX, "ng_port": NG_PORT, "flags": flags,
+                "forwarders": Kamailio.forwarders})
 
     def start(self):
         argv = [KAMAILIO, "-f", self.cfg, "-Y", os.path.join(self.dir, "run"),
@@ -1061,7 +1063,7 @@ def sipp_run(wdir, name, rate, calls, groups_fn):
             "cpu": {k: c1[k] - c0[k] for k in c0}}
 
 
-def setup_cost(args, backend, wdir, ramp=True):
+def setup_cost(args, backend, wdir, ramp=True, rate=None):
     """Kamailio + (our module | rtpengine module and daemon) with ICE=force
     at a fixed rate, then (ramp) a ramp."""
     res = {"backend": backend, "steps": []}
@@ -1112,8 +1114,8 @@ def setup_cost(args, backend, wdir, ramp=True):
         c1 = cpu_groups(g)
         res["idle_cpu_per_s"] = {k: (c1[k] - c0[k]) / args.idle_secs
                                  for k in c0}
-        st = sipp_run(wdir, "fixed", args.setup_rate,
-                      args.setup_rate * args.setup_secs, groups)
+        rate = rate or args.setup_rate[0]
+        st = sipp_run(wdir, "fixed", rate, rate * args.setup_secs, groups)
         res["fixed"] = st
         log("%s set-up at %d cps: %d ok, %d failed, CPU %s" %
             (backend, st["rate"], st["ok"], st["failed"],
@@ -1392,25 +1394,32 @@ def inner(args):
                             (b == "rtpengine" and
                              "rtpengine" not in args.only) or
                             (b == "proxy-only" and args.no_proxy))]
-        runs = {b: [] for b in backends}
         # the fixed-rate run of each backend is repeated, the backends taking
         # turns, so that a drift of the machine spreads over all of them;
-        # the ramp comes with the last round only
-        for rep in range(args.setup_repeat):
-            last = rep == args.setup_repeat - 1
+        # the ramp comes with the last round of the last rate only
+        for ri, rate in enumerate(args.setup_rate):
+            runs = {b: [] for b in backends}
+            for rep in range(args.setup_repeat):
+                last = rep == args.setup_repeat - 1 and \
+                    ri == len(args.setup_rate) - 1
+                for b in backends:
+                    wdir = os.path.join(out, "setup-" + b,
+                                        "r%d-run%d" % (rate, rep + 1))
+                    os.makedirs(wdir, exist_ok=True)
+                    log("call set-up cost: %s at %d cps, round %d of %d "
+                        "(load %s)" % (b, rate, rep + 1, args.setup_repeat,
+                                       loadavg()))
+                    try:
+                        runs[b].append(setup_cost(args, b, wdir, ramp=last,
+                                                  rate=rate))
+                    except BenchError as e:
+                        log("set-up %s FAILED: %s" % (b, e))
+                        runs[b].append({"backend": b, "rate": rate,
+                                        "error": str(e).splitlines()[0]})
             for b in backends:
-                wdir = os.path.join(out, "setup-" + b, "run%d" % (rep + 1))
-                os.makedirs(wdir, exist_ok=True)
-                log("call set-up cost: %s, round %d of %d (load %s)" %
-                    (b, rep + 1, args.setup_repeat, loadavg()))
-                try:
-                    runs[b].append(setup_cost(args, b, wdir, ramp=last))
-                except BenchError as e:
-                    log("set-up %s FAILED: %s" % (b, e))
-                    runs[b].append({"backend": b,
-                                    "error": str(e).splitlines()[0]})
-        for b in backends:
-            setup_results.append(merge_setup_runs(runs[b]))
+                m = merge_setup_runs(runs[b])
+                m["rate"] = rate
+                setup_results.append(m)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"relay": relay_results, "setup": setup_results}, f,
                   indent=1)
@@ -1436,7 +1445,9 @@ def inner(args):
         print("Call set-up (sipp UAC -> Kamailio -> sipp UAS, ICE offer and "
               "answer, BYE after 1 s; CPU = all kamailio processes + "
               "rtpengine):")
-        print_setup_table(setup_results)
+        for rate in args.setup_rate:
+            print_setup_table([r for r in setup_results
+                               if r.get("rate") == rate])
     print()
     print("raw results: %s" % os.path.join(out, "results.json"))
     return 0
@@ -1514,8 +1525,10 @@ def main():
                     help="skip the call set-up runs")
     ap.add_argument("--no-proxy", action="store_true",
                     help="skip the proxy-only (no media) set-up reference")
-    ap.add_argument("--setup-rate", type=int, default=50,
-                    help="calls per second of the fixed-rate set-up run")
+    ap.add_argument("--setup-rate", default="50,200",
+                    help="calls per second of the fixed-rate set-up runs, "
+                    "one table each (50: a lightly loaded proxy; 200: half "
+                    "of what rtpengine sustains here)")
     ap.add_argument("--setup-secs", type=int, default=20,
                     help="its duration")
     ap.add_argument("--setup-repeat", type=int, default=3,
@@ -1530,6 +1543,9 @@ def main():
     ap.add_argument("--kam-mm", default="",
                     help="Kamailio's memory manager for shm and pkg (-x/-X: "
                     "qm, fm or tlsf; default: Kamailio's own, qm)")
+    ap.add_argument("--forwarders", type=int, default=1,
+                    help="kamailio-ice's forwarder processes (modparam "
+                    "forwarders; default 1, the relay has one CPU)")
     ap.add_argument("--rtpengine-threads", type=int, default=0,
                     help="rtpengine --num-threads (default: its own, one "
                     "per CPU)")
@@ -1560,9 +1576,11 @@ def main():
         args.ramp_secs = 4
         args.idle_secs = 2
         args.setup_repeat = 1
+        args.setup_rate = "50"
     args.calls = [int(x) for x in str(args.calls).split(",") if x]
     args.only = [x for x in args.only.split(",") if x]
     args.ramp = [int(x) for x in str(args.ramp).split(",") if x]
+    args.setup_rate = [int(x) for x in str(args.setup_rate).split(",") if x]
     for b in args.only:
         if b not in RELAYS:
             ap.error("unknown backend %s" % b)
@@ -1571,6 +1589,7 @@ def main():
     args.out = os.path.abspath(args.out)
     Rtpengine.threads = args.rtpengine_threads
     Kamailio.mm = args.kam_mm
+    Kamailio.forwarders = args.forwarders
     args.bench = os.path.abspath(args.bench)
     args.module = os.path.abspath(args.module)
     for path in (args.bench, args.module, RTPENGINE, SIPP, KAMAILIO):
