@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 #include "call.h"
 #include "dtls.h"
 #include "fwd.h"

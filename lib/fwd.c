@@ -1153,6 +1153,19 @@ fail:
 	return rc;
 }
 
+/* point mh at one buffer and its destination (dst already filled) */
+static void msg_one(struct msghdr *mh, struct iovec *iov, void *buf,
+		size_t len, struct sockaddr_storage *dst, socklen_t dlen)
+{
+	iov->iov_base = buf;
+	iov->iov_len = len;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_name = dst;
+	mh->msg_namelen = dlen;
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+}
+
 /* queue pkt (in the buffer being relayed) as a send; false: not ours */
 static bool uring_send(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
 		const struct kice_addr *to, struct kice_counters *cnt,
@@ -1168,13 +1181,8 @@ static bool uring_send(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
 	if(sqe == NULL)
 		return false;
 	us = &u->us[u->cur_bid];
-	us->iov.iov_base = (void *)pkt;
-	us->iov.iov_len = len;
-	memset(&us->mh, 0, sizeof(us->mh));
-	us->mh.msg_name = &us->dst;
-	us->mh.msg_namelen = kice_addr_to_sa(to, &us->dst);
-	us->mh.msg_iov = &us->iov;
-	us->mh.msg_iovlen = 1;
+	msg_one(&us->mh, &us->iov, (void *)pkt, len, &us->dst,
+			kice_addr_to_sa(to, &us->dst));
 	us->cnt = cnt;
 	us->fs = fs;
 	us->busy = true;
@@ -1208,13 +1216,7 @@ static bool uring_csend(struct fwd *f, int fd, const uint8_t *pkt, size_t len,
 	c = &u->cs[i];
 	memcpy(c->buf, pkt, len);
 	memcpy(&c->dst, ss, sl);
-	c->iov.iov_base = c->buf;
-	c->iov.iov_len = len;
-	memset(&c->mh, 0, sizeof(c->mh));
-	c->mh.msg_name = &c->dst;
-	c->mh.msg_namelen = sl;
-	c->mh.msg_iov = &c->iov;
-	c->mh.msg_iovlen = 1;
+	msg_one(&c->mh, &c->iov, c->buf, len, &c->dst, sl);
 	io_uring_prep_sendmsg(sqe, fd, &c->mh, MSG_DONTWAIT);
 	io_uring_sqe_set_data64(sqe, UD(UD_CSEND, 0, i));
 	u->nsend++;
@@ -1262,9 +1264,9 @@ static void route_close(struct fwd *f, uint16_t port)
 	r->gen++;
 }
 
-/* open and arm the route of a port whose socket the worker could not
- * hand over: a held pair this forwarder no longer has (it restarted in a
- * test); the SDP already names the port */
+/* a socket for a held pair's port that this forwarder has no usable
+ * socket for: one it held on another interface (closed first), or one it
+ * no longer has (it restarted in a test); the SDP already names the port */
 static int rebind(struct fwd *f, uint16_t port, unsigned iface)
 {
 	if(f->cfg->ifaces == NULL || iface >= f->cfg->nifaces)
@@ -1711,13 +1713,8 @@ static void out_queue(struct fwd *f, struct fsess *fs, int fd,
 	k = f->on++;
 	f->ofd[k] = fd;
 	f->ocnt[k] = cnt;
-	f->oiov[k].iov_base = (void *)pkt;
-	f->oiov[k].iov_len = len;
-	memset(&f->omsgs[k], 0, sizeof(f->omsgs[k]));
-	f->omsgs[k].msg_hdr.msg_iov = &f->oiov[k];
-	f->omsgs[k].msg_hdr.msg_iovlen = 1;
-	f->omsgs[k].msg_hdr.msg_name = &f->odst[k];
-	f->omsgs[k].msg_hdr.msg_namelen = kice_addr_to_sa(to, &f->odst[k]);
+	msg_one(&f->omsgs[k].msg_hdr, &f->oiov[k], (void *)pkt, len, &f->odst[k],
+			kice_addr_to_sa(to, &f->odst[k]));
 }
 
 static void count(struct kice_counters *c, bool in, size_t len)
@@ -2261,12 +2258,15 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 	while(cfg->stop == NULL || *cfg->stop == 0) {
 		if(cfg->tick)
 			cfg->tick();
+		/* workers skip the kick while this says we wake every 10 ms */
+		ticking = f->nagents || f->ncrypto;
+		if(ticking != sh->ticking)
+			__atomic_store_n(&sh->ticking, ticking, __ATOMIC_RELEASE);
 		if(f->u) {
-			uring_round(f, (f->nagents || f->ncrypto) ? ICE_TICK_MS : TICK_MS);
+			uring_round(f, ticking ? ICE_TICK_MS : TICK_MS);
 			n = 0;
 		} else {
-			n = epoll_wait(f->ep, evs, 256,
-					(f->nagents || f->ncrypto) ? ICE_TICK_MS : TICK_MS);
+			n = epoll_wait(f->ep, evs, 256, ticking ? ICE_TICK_MS : TICK_MS);
 			f->now = kice_now_ms();
 		}
 		for(k = 0; k < n; k++) {
@@ -2284,9 +2284,6 @@ int kice_fwd_run(const struct kice_fwd_cfg *cfg)
 		/* deletions queued without a kick (kice_fwd_kick) */
 		if(__atomic_load_n(&sh->dead, __ATOMIC_RELAXED))
 			f->kicked = true;
-		ticking = f->nagents || f->ncrypto;
-		if(ticking != sh->ticking)
-			__atomic_store_n(&sh->ticking, ticking, __ATOMIC_RELEASE);
 		if(f->now - last_tick >= TICK_MS) {
 			last_tick = f->now;
 			expire(f);

@@ -7,12 +7,12 @@
  * the SDP is really ours) and hand them to the owning forwarder over a
  * unix datagram socketpair with SCM_RIGHTS: the ports an SDP needed
  * (kice_fwd_add_ports) go with the one UPDATE sent after every SDP
- * (kice_fwd_update). When a session ends, its forwarder keeps the
- * sockets open (up to its share of the pool; session.h, struct
- * kice_pair) and the next session of that forwarder takes such a "held"
- * pair without any socket, bind, descriptor passing or close. Deleted sessions reach the
- * forwarder through its dead list (session.h); it closes their sockets,
- * returns their ports and frees them.
+ * (kice_fwd_update). Deleted sessions reach the forwarder through its
+ * dead list (session.h); it returns their ports and frees them. It keeps
+ * the sockets of an ended session open (up to half its share of the pool;
+ * session.h, struct kice_pair), and the next session of that forwarder
+ * takes such a "held" pair without any socket, bind, descriptor passing
+ * or close; the others it closes.
  */
 #ifndef KICE_FWD_H
 #define KICE_FWD_H

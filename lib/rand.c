@@ -18,8 +18,7 @@ static _Thread_local struct
 {
 	unsigned char b[POOL];
 	size_t off; /* b[off..POOL) not handed out yet */
-	int ready;
-} pool;
+} pool = {.off = POOL};
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -45,11 +44,7 @@ int kice_random(void *buf, size_t n)
 		return 0;
 	if(buf == NULL)
 		return -EINVAL;
-	if(!pool.ready) {
-		pthread_once(&once, register_fork);
-		pool.off = POOL;
-		pool.ready = 1;
-	}
+	pthread_once(&once, register_fork);
 	/* large requests (SRTP master keys come in 30-46 bytes, fine) go
 	 * straight to OpenSSL rather than draining the pool */
 	if(n > POOL / 4)

@@ -398,6 +398,31 @@ static uint32_t *held_list(struct kice_ports *p, unsigned fwd, unsigned iface)
 	return &p->head[fwd * KICE_PORTS_IFACES + iface];
 }
 
+/* the pair index of an RTP port of the pool; false if it is not one */
+static bool pair_of(const struct kice_ports *p, uint16_t rtp_port, uint32_t *k)
+{
+	if(rtp_port < p->min || rtp_port > p->max)
+		return false;
+	*k = (uint32_t)(rtp_port - p->min) / 2;
+	return true;
+}
+
+/* caller holds p->lock: take the first pair of held list h for a session
+ * on iface (the forwarder re-binds it if it was held on another one) */
+static void take_held(struct kice_ports *p, uint32_t *h, unsigned iface,
+		uint16_t *rtp_port, bool *held)
+{
+	uint32_t k = *h;
+
+	*h = p->pair[k].link;
+	p->pair[k].used = 1;
+	p->pair[k].iface = (uint8_t)iface;
+	p->held--;
+	p->in_use += 2;
+	*rtp_port = (uint16_t)(p->min + 2 * k);
+	*held = true;
+}
+
 /* Pairs one forwarder may hold open (in use or not): half its share of
  * the pool, so that pairs held idle leave at least half of the pool to
  * sessions of other forwarders and other interfaces. */
@@ -416,13 +441,7 @@ int kice_ports_alloc_pair(struct kice_ports *p, unsigned fwd, unsigned iface,
 	mutex_get(&p->lock);
 	if(fwd < p->nfwd && iface < KICE_PORTS_IFACES
 			&& *(h = held_list(p, fwd, iface)) != KICE_PORTS_NONE) {
-		k = *h;
-		*h = p->pair[k].link;
-		p->pair[k].used = 1;
-		p->held--;
-		p->in_use += 2;
-		*rtp_port = (uint16_t)(p->min + 2 * k);
-		*held = true;
+		take_held(p, h, iface, rtp_port, held);
 		pthread_mutex_unlock(&p->lock);
 		return 0;
 	}
@@ -445,14 +464,7 @@ int kice_ports_alloc_pair(struct kice_ports *p, unsigned fwd, unsigned iface,
 		h = held_list(p, fwd, i);
 		if(*h == KICE_PORTS_NONE)
 			continue;
-		k = *h;
-		*h = p->pair[k].link;
-		p->pair[k].used = 1;
-		p->pair[k].iface = (uint8_t)iface;
-		p->held--;
-		p->in_use += 2;
-		*rtp_port = (uint16_t)(p->min + 2 * k);
-		*held = true;
+		take_held(p, h, iface, rtp_port, held);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -478,9 +490,8 @@ void kice_ports_release_pair(struct kice_ports *p, uint16_t rtp_port)
 {
 	uint32_t k;
 
-	if(rtp_port < p->min || rtp_port > p->max)
+	if(!pair_of(p, rtp_port, &k))
 		return;
-	k = (uint32_t)(rtp_port - p->min) / 2;
 	mutex_get(&p->lock);
 	if(p->pair[k].used)
 		put_back(p, k);
@@ -491,9 +502,8 @@ void kice_ports_release_closed(struct kice_ports *p, uint16_t rtp_port)
 {
 	uint32_t k;
 
-	if(rtp_port < p->min || rtp_port > p->max)
+	if(!pair_of(p, rtp_port, &k))
 		return;
-	k = (uint32_t)(rtp_port - p->min) / 2;
 	mutex_get(&p->lock);
 	if(p->pair[k].used) {
 		if(p->pair[k].held) {
@@ -511,10 +521,9 @@ bool kice_ports_release_kept(
 	uint32_t k;
 	bool kept = false;
 
-	if(rtp_port < p->min || rtp_port > p->max || fwd >= p->nfwd
+	if(!pair_of(p, rtp_port, &k) || fwd >= p->nfwd
 			|| iface >= KICE_PORTS_IFACES)
 		return false;
-	k = (uint32_t)(rtp_port - p->min) / 2;
 	mutex_get(&p->lock);
 	if(p->pair[k].used && p->pair[k].held && p->pair[k].fwd == fwd
 			&& p->pair[k].iface == iface) {

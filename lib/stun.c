@@ -146,14 +146,6 @@ static uint32_t fingerprint(const uint8_t *buf, size_t off)
 	return ~crc ^ FP_XOR;
 }
 
-/*
- * MESSAGE-INTEGRITY value for an attribute at buf[off]. RFC 8489 §14.5:
- * "The text used as input to HMAC is the STUN message, up to and including
- * the attribute preceding the MESSAGE-INTEGRITY attribute. The Length field
- * of the STUN message header is adjusted to point to the end of the
- * MESSAGE-INTEGRITY attribute." The adjusted length is fed in place of the
- * real one, so the caller's buffer is neither copied nor modified.
- */
 /* one HMAC-SHA1 context per thread, made on first use and re-keyed for
  * each message (fetching the algorithm and making a context cost more
  * than the MAC of a 100-byte message); freed when its thread ends */
@@ -199,6 +191,14 @@ static EVP_MAC_CTX *mac_ctx(void)
 	return ctx;
 }
 
+/*
+ * MESSAGE-INTEGRITY value for an attribute at buf[off]. RFC 8489 §14.5:
+ * "The text used as input to HMAC is the STUN message, up to and including
+ * the attribute preceding the MESSAGE-INTEGRITY attribute. The Length field
+ * of the STUN message header is adjusted to point to the end of the
+ * MESSAGE-INTEGRITY attribute." The adjusted length is fed in place of the
+ * real one, so the caller's buffer is neither copied nor modified.
+ */
 static int hmac_sha1(uint8_t out[KICE_STUN_MI_LEN], const uint8_t *key,
 		size_t keylen, const uint8_t *buf, size_t off)
 {

@@ -21,7 +21,6 @@ load generator and sipp to CPU 1.
 
 import argparse
 import json
-import statistics
 import os
 import random
 import re
@@ -29,6 +28,7 @@ import resource
 import select
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -327,7 +327,6 @@ class Kamailio:
         self.cfg = os.path.join(wdir, "kamailio.cfg")
         self.logfile = os.path.join(wdir, "kamailio.log")
         self.shm_mb = shm_mb
-        self.mm = Kamailio.mm
         self.proc = None
         self.n = 0
         if len(self.rpc_sock) > 100:
@@ -346,8 +345,8 @@ class Kamailio:
     def start(self):
         argv = [KAMAILIO, "-f", self.cfg, "-Y", os.path.join(self.dir, "run"),
                 "-w", self.dir, "-m", str(self.shm_mb), "-M", "16"]
-        if self.mm:
-            argv += ["-x", self.mm, "-X", self.mm]
+        if Kamailio.mm:
+            argv += ["-x", Kamailio.mm, "-X", Kamailio.mm]
         r = subprocess.run(argv + ["-c"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=30)
         if r.returncode != 0:
@@ -1152,17 +1151,13 @@ def setup_cost(args, backend, wdir, ramp=True, rate=None):
 def merge_setup_runs(runs):
     """One result per backend from its rounds: the ramp of the last round,
     the fixed-rate run with the median CPU per call (all in fixed_ms)."""
+    if "fixed" not in runs[-1]:
+        return runs[-1]  # its error (or the last round's)
     good = [r for r in runs if "fixed" in r]
-    if not good or "fixed" not in runs[-1]:
-        return runs[-1] if "fixed" not in runs[-1] else good[-1]
     res = dict(runs[-1])
-
-    def ms(r):
-        f = r["fixed"]
-        return 1000.0 * relay_cpu(f, r["backend"]) / max(f["ok"], 1)
-    ordered = sorted(good, key=ms)
+    ordered = sorted(good, key=setup_ms_per_call)
     res["fixed"] = ordered[(len(ordered) - 1) // 2]["fixed"]
-    res["fixed_ms"] = [round(ms(r), 3) for r in good]
+    res["fixed_ms"] = [round(setup_ms_per_call(r), 3) for r in good]
     return res
 
 
@@ -1253,14 +1248,16 @@ def relay_cpu(step, backend):
                             if backend == "rtpengine" else 0.0)
 
 
+def setup_ms_per_call(r):
+    """CPU ms per successful call of a set-up result's fixed-rate run."""
+    f = r["fixed"]
+    return 1000.0 * relay_cpu(f, r["backend"]) / max(f["ok"], 1)
+
+
 def print_setup_table(results):
     rows = []
     by = {r["backend"]: r for r in results if "fixed" in r}
-
-    def ms_per_call(r):
-        f = r["fixed"]
-        return 1000.0 * relay_cpu(f, r["backend"]) / max(f["ok"], 1)
-    proxy = ms_per_call(by["proxy-only"]) if "proxy-only" in by else None
+    proxy = setup_ms_per_call(by["proxy-only"]) if "proxy-only" in by else None
     for r in results:
         if "fixed" not in r:
             rows.append([r["backend"], "ERROR: " + r.get("error", "?")] +
@@ -1269,7 +1266,7 @@ def print_setup_table(results):
         f = r["fixed"]
         b = r["backend"]
         cpu = relay_cpu(f, b)
-        ms = ms_per_call(r)
+        ms = setup_ms_per_call(r)
         cps_per_cpu = f["ok"] / cpu if cpu > 0 else None
         ratio = media_ratio = None
         media = ms - proxy if proxy is not None and b != "proxy-only" \
@@ -1280,7 +1277,7 @@ def print_setup_table(results):
             if ocpu > 0 and cps_per_cpu:
                 ratio = cps_per_cpu / (o["fixed"]["ok"] / ocpu)
             if media is not None and media > 0:
-                media_ratio = (ms_per_call(o) - proxy) / media
+                media_ratio = (setup_ms_per_call(o) - proxy) / media
         idle = sum(v for k, v in r["idle_cpu_per_s"].items()
                    if k == "kamailio" or (k == "rtpengine" and
                                           b == "rtpengine"))
