@@ -257,10 +257,14 @@ void kice_session_unlink(struct kice_table *t, struct kice_session *s)
 
 void kice_session_free(struct kice_table *t, struct kice_session *s)
 {
+	unsigned fwd;
+
 	if(s == NULL)
 		return;
-	__atomic_fetch_sub(&t->fwd[s->fwd].sessions, 1, __ATOMIC_RELAXED);
+	fwd = s->fwd;
 	session_free_mem(&t->mem, s);
+	/* after the free: a count of 0 means the memory is back */
+	__atomic_fetch_sub(&t->fwd[fwd].sessions, 1, __ATOMIC_RELEASE);
 }
 
 static bool tag_eq(const struct kice_endpoint *ep, struct kice_slice tag)
